@@ -1,0 +1,10 @@
+/* The whole public API of libonebit. */
+#ifndef ONEBIT_H
+#define ONEBIT_H
+
+#include "onebit/args.h"
+#include "onebit/common.h"
+#include "onebit/config.h"
+#include "onebit/json.h"
+
+#endif
