@@ -1,0 +1,36 @@
+/* Cross-entropy with label smoothing ε over rows of logits z:
+ * loss = lse − (1−ε)·z_y − ε·mean(z), dloss/dz_v = p_v − (1−ε)[v = y] − ε/V. */
+#include "cpu/kernels.h"
+
+double OB_R(ob_cpu_cross_entropy)(real *logits, const int32_t *targets, int n, int V, real smoothing,
+                                  real grad_scale, bool want_grad, double *plain_sum) {
+    double total = 0, plain = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, plain)
+    for (int i = 0; i < n; i++) {
+        real *z = logits + (size_t)i * V;
+        int y = targets[i];
+        real maxv = z[0];
+        for (int v = 1; v < V; v++)
+            if (z[v] > maxv)
+                maxv = z[v];
+        double sum = 0, zsum = 0;
+        for (int v = 0; v < V; v++) {
+            sum += exp((double)(z[v] - maxv));
+            zsum += z[v];
+        }
+        double lse = (double)maxv + log(sum);
+        double nll = lse - z[y];
+        total += (1.0 - smoothing) * nll + smoothing * (lse - zsum / V);
+        plain += nll;
+        if (want_grad) {
+            real off = smoothing / (real)V;
+            for (int v = 0; v < V; v++) {
+                real p = (real)exp((double)z[v] - lse);
+                z[v] = (p - off - (v == y ? (real)1 - smoothing : (real)0)) * grad_scale;
+            }
+        }
+    }
+    if (plain_sum)
+        *plain_sum += plain;
+    return total;
+}

@@ -1,0 +1,63 @@
+/* RMSNorm and bias-free LayerNorm, forward and backward. Row statistics are
+ * accumulated in double so that the float build stays close to the reference. */
+#include "cpu/kernels.h"
+
+void OB_R(ob_cpu_norm_forward)(real *y, real *mean, real *rstd, const real *x, const real *g, int n, int d, real eps,
+                               bool layernorm) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const real *xi = x + (size_t)i * d;
+        real *yi = y + (size_t)i * d;
+        double m = 0;
+        if (layernorm) {
+            for (int j = 0; j < d; j++)
+                m += xi[j];
+            m /= d;
+        }
+        double ss = 0;
+        for (int j = 0; j < d; j++) {
+            double c = xi[j] - m;
+            ss += c * c;
+        }
+        real r = (real)(1.0 / sqrt(ss / d + (double)eps));
+        real mr = (real)m;
+        for (int j = 0; j < d; j++)
+            yi[j] = (xi[j] - mr) * r * g[j];
+        if (layernorm)
+            mean[i] = mr;
+        rstd[i] = r;
+    }
+}
+
+/* With x̂ = (x − μ)·r: dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) for LayerNorm and
+ * dx = r·(dx̂ − x̂·mean(dx̂·x̂)) for RMSNorm (μ = 0), where dx̂ = dy·g. */
+void OB_R(ob_cpu_norm_backward)(real *dx, real *dg, const real *dy, const real *x, const real *g, const real *mean,
+                                const real *rstd, int n, int d, bool layernorm) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const real *xi = x + (size_t)i * d, *dyi = dy + (size_t)i * d;
+        real *dxi = dx + (size_t)i * d;
+        real m = layernorm ? mean[i] : 0, r = rstd[i];
+        double sum_dxh = 0, sum_dxh_xh = 0;
+        for (int j = 0; j < d; j++) {
+            double dxh = (double)dyi[j] * g[j];
+            double xh = (double)(xi[j] - m) * r;
+            sum_dxh += dxh;
+            sum_dxh_xh += dxh * xh;
+        }
+        real mean_dxh = layernorm ? (real)(sum_dxh / d) : 0;
+        real mean_dxh_xh = (real)(sum_dxh_xh / d);
+        for (int j = 0; j < d; j++) {
+            real xh = (xi[j] - m) * r;
+            dxi[j] = r * (dyi[j] * g[j] - mean_dxh - xh * mean_dxh_xh);
+        }
+    }
+    /* Gains: one column at a time so that the sum order is fixed. */
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < d; j++) {
+        double acc = 0;
+        for (int i = 0; i < n; i++)
+            acc += (double)dy[(size_t)i * d + j] * (x[(size_t)i * d + j] - (layernorm ? mean[i] : 0)) * rstd[i];
+        dg[j] += (real)acc;
+    }
+}
