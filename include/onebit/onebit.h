@@ -6,5 +6,7 @@
 #include "onebit/common.h"
 #include "onebit/config.h"
 #include "onebit/json.h"
+#include "onebit/safetensors.h"
+#include "onebit/tensor.h"
 
 #endif
