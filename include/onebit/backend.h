@@ -29,6 +29,59 @@ static inline ob_step_info ob_step_info_eval(void) {
     return s;
 }
 
+/* One AdamW update (docs/MODEL.md "Optimizer"); step is k = t + 1. */
+typedef struct ob_adamw {
+    float lr;
+    float beta1, beta2, eps;
+    float weight_decay;
+    int64_t step;
+    float grad_scale; /* gradients are multiplied by this first (clipping) */
+} ob_adamw;
+
+typedef struct ob_backend ob_backend;
+
+/* A training/evaluation engine for one model on one device. The backend owns the
+ * parameters, gradients and AdamW moments (on its device); the host copies in
+ * the ob_model are read and written only through upload/download. */
+typedef struct ob_backend_ops {
+    ob_status (*upload)(ob_backend *b, const float *params);
+    ob_status (*download)(ob_backend *b, float *params);
+    ob_status (*zero_grad)(ob_backend *b);
+    /* Forward + backward of inputs/targets [B, T]; gradients += grad_scale·dloss/dθ. */
+    ob_status (*train_batch)(ob_backend *b, const int32_t *inputs, const int32_t *targets, int B, int T,
+                             const ob_step_info *step, float grad_scale, double *loss);
+    /* Forward only: mean plain loss (step gives the regime; NULL = evaluation) and
+     * optionally the logits [B, T, V] on the host. */
+    ob_status (*eval_batch)(ob_backend *b, const int32_t *inputs, const int32_t *targets, int B, int T,
+                            const ob_step_info *step, double *loss, float *logits);
+    ob_status (*grad_norm)(ob_backend *b, double *norm);
+    ob_status (*adamw)(ob_backend *b, const ob_adamw *opt);
+    /* Gradients and optimizer moments to/from the host (checkpoints, tests). */
+    ob_status (*get_grads)(ob_backend *b, float *grads);
+    ob_status (*get_moments)(ob_backend *b, float *m, float *v);
+    ob_status (*set_moments)(ob_backend *b, const float *m, const float *v);
+    void (*destroy)(ob_backend *b);
+} ob_backend_ops;
+
+struct ob_backend {
+    const ob_backend_ops *ops;
+    const ob_model *model;
+    int max_batch, max_seq;
+    char device[32];
+    void *impl;
+};
+
+/* device: "cpu", "cuda" or "cuda:N". Batches up to max_batch x max_seq. */
+ob_status ob_backend_create(const char *device, const ob_model *m, int max_batch, int max_seq,
+                            ob_backend **out) OB_NODISCARD;
+void ob_backend_free(ob_backend *b);
+/* True when this build has the CUDA backend and a GPU is visible. */
+bool ob_cuda_available(void);
+
+ob_status ob_cpu_backend_create(const ob_model *m, int max_batch, int max_seq, ob_backend **out) OB_NODISCARD;
+ob_status ob_cuda_backend_create(int device, const ob_model *m, int max_batch, int max_seq,
+                                 ob_backend **out) OB_NODISCARD;
+
 #ifdef __cplusplus
 }
 #endif
