@@ -3,10 +3,17 @@
 #define ONEBIT_H
 
 #include "onebit/args.h"
+#include "onebit/backend.h"
 #include "onebit/common.h"
 #include "onebit/config.h"
+#include "onebit/data.h"
 #include "onebit/json.h"
+#include "onebit/model.h"
+#include "onebit/quant.h"
 #include "onebit/safetensors.h"
+#include "onebit/schedule.h"
 #include "onebit/tensor.h"
+#include "onebit/tokenizer.h"
+#include "onebit/train.h"
 
 #endif
