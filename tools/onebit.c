@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "onebit/onebit.h"
@@ -56,7 +57,18 @@ static int run_command(const command *c, int argc, char **argv) {
     return c->run(argc, argv);
 }
 
+/* Re-executes with OPENBLAS_CORETYPE set when OpenBLAS chose a slow generic
+ * kernel for this CPU (see ob_blas_better_coretype). */
+static void use_fast_blas_kernels(char **argv) {
+    const char *core = ob_blas_better_coretype();
+    if (!core)
+        return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    use_fast_blas_kernels(argv);
     /* Commands report progress at info level unless $ONEBIT_LOG says otherwise. */
     if (!getenv("ONEBIT_LOG"))
         ob_log_set_level(OB_LOG_INFO);

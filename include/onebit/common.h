@@ -196,6 +196,14 @@ bool ob_is_directory(const char *path);
 /* Joins two path parts into a new heap string. */
 char *ob_path_join(const char *a, const char *b);
 
+/* ---- BLAS ----------------------------------------------------------------- */
+
+/* When OpenBLAS failed to recognise this CPU and fell back to a slow generic
+ * kernel, the OPENBLAS_CORETYPE value that matches the CPU's features
+ * ("SkylakeX", "Haswell"); else NULL. Programs set the variable and re-execute
+ * themselves, since OpenBLAS reads it only when it loads. */
+const char *ob_blas_better_coretype(void);
+
 /* ---- memory ------------------------------------------------------------- */
 
 /* malloc/calloc that record an error message on failure. */

@@ -1,5 +1,7 @@
 /* Cross-entropy with label smoothing ε over rows of logits z:
- * loss = lse − (1−ε)·z_y − ε·mean(z), dloss/dz_v = p_v − (1−ε)[v = y] − ε/V. */
+ * loss = lse − (1−ε)·z_y − ε·mean(z), dloss/dz_v = p_v − (1−ε)[v = y] − ε/V.
+ * The exponentials are taken in `real` (they dominate the cost with a large
+ * vocabulary); their sum is accumulated in double. */
 #include "cpu/kernels.h"
 
 double OB_R(ob_cpu_cross_entropy)(real *logits, const int32_t *targets, int n, int V, real smoothing,
@@ -13,21 +15,22 @@ double OB_R(ob_cpu_cross_entropy)(real *logits, const int32_t *targets, int n, i
         for (int v = 1; v < V; v++)
             if (z[v] > maxv)
                 maxv = z[v];
+        real zy = z[y];
         double sum = 0, zsum = 0;
         for (int v = 0; v < V; v++) {
-            sum += exp((double)(z[v] - maxv));
             zsum += z[v];
+            z[v] = exp(z[v] - maxv);
+            sum += z[v];
         }
         double lse = (double)maxv + log(sum);
-        double nll = lse - z[y];
+        double nll = lse - zy;
         total += (1.0 - smoothing) * nll + smoothing * (lse - zsum / V);
         plain += nll;
         if (want_grad) {
-            real off = smoothing / (real)V;
-            for (int v = 0; v < V; v++) {
-                real p = (real)exp((double)z[v] - lse);
-                z[v] = (p - off - (v == y ? (real)1 - smoothing : (real)0)) * grad_scale;
-            }
+            real inv = (real)(1.0 / sum), off = smoothing / (real)V;
+            for (int v = 0; v < V; v++)
+                z[v] = (z[v] * inv - off) * grad_scale;
+            z[y] -= ((real)1 - smoothing) * grad_scale;
         }
     }
     if (plain_sum)

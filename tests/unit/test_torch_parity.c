@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/cpu_model.h"
 #include "onebit/backend.h"
 #include "onebit/json.h"
 #include "onebit/safetensors.h"
@@ -150,105 +151,166 @@ static void write_case(const char *dir, const ob_config *cfg, const ob_model *m,
     free(tu_write_text(dir, "case.json", json));
 }
 
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)x[i]));
-    return m;
+/* What one implementation computed for a case. */
+typedef struct {
+    double loss;
+    double *logits; /* [B, T, V] */
+    double *grads;  /* model layout */
+} results;
+
+static void free_results(results *r) {
+    free(r->logits);
+    free(r->grads);
+}
+
+/* The library's float CPU backend. */
+static void run_float(ob_model *m, const ob_step_info *step, const int32_t *inputs, const int32_t *targets,
+                      results *out) {
+    ob_backend *be;
+    assert_ok(ob_backend_create("cpu", m, B, T, &be));
+    assert_ok(be->ops->zero_grad(be));
+    assert_ok(be->ops->train_batch(be, inputs, targets, B, T, step, 1.0f, &out->loss));
+    size_t nl = (size_t)B * T * m->cfg.vocab_size;
+    float *grads = malloc(m->num_floats * sizeof(float)), *logits = malloc(nl * sizeof(float));
+    assert_ok(be->ops->get_grads(be, grads));
+    double plain;
+    assert_ok(be->ops->eval_batch(be, inputs, targets, B, T, step, &plain, logits));
+    out->grads = malloc(m->num_floats * sizeof(double));
+    out->logits = malloc(nl * sizeof(double));
+    for (size_t i = 0; i < m->num_floats; i++)
+        out->grads[i] = grads[i];
+    for (size_t i = 0; i < nl; i++)
+        out->logits[i] = logits[i];
+    free(grads), free(logits);
+    ob_backend_free(be);
+}
+
+/* The same source compiled with real = double. */
+static void run_double(ob_model *m, const ob_step_info *step, const int32_t *inputs, const int32_t *targets,
+                       results *out) {
+    ob_cpu_pass_f64 *pass;
+    assert_ok(ob_cpu_pass_create_f64(m, B, T, &pass));
+    double *params = malloc(m->num_floats * sizeof(double));
+    for (size_t i = 0; i < m->num_floats; i++)
+        params[i] = m->weights[i];
+    out->grads = calloc(m->num_floats, sizeof(double));
+    out->logits = malloc((size_t)B * T * m->cfg.vocab_size * sizeof(double));
+    assert_ok(ob_cpu_pass_run_f64(pass, params, out->grads, inputs, targets, B, T, step, 1, &out->loss, NULL,
+                                  out->logits));
+    free(params);
+    ob_cpu_pass_free_f64(pass);
 }
 
 /* ‖a − b‖∞ / ‖b‖∞, infinite when either holds a NaN. */
-static double tensor_rel_err(const float *a, const float *b, size_t n) {
-    double diff = 0;
+static double rel_err(const double *a, const float *b, size_t n, double *scale) {
+    double diff = 0, m = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(a[i]) || isnan(b[i]))
             return INFINITY;
-        diff = fmax(diff, fabs((double)a[i] - (double)b[i]));
+        diff = fmax(diff, fabs(a[i] - (double)b[i]));
+        m = fmax(m, fabs((double)b[i]));
     }
-    double scale = max_abs(b, n);
-    return diff / (scale > 1e-30 ? scale : 1e-30);
+    *scale = m;
+    return diff / (m > 1e-30 ? m : 1e-30);
 }
 
-static void compare_case(const char *dir, const parity_case *pc, ob_model *m, const int32_t *inputs,
-                         const int32_t *targets) {
-    ob_backend *be;
-    assert_ok(ob_backend_create("cpu", m, B, T, &be));
-    double loss;
-    assert_ok(be->ops->zero_grad(be));
-    assert_ok(be->ops->train_batch(be, inputs, targets, B, T, &pc->step, 1.0f, &loss));
-    float *grads = malloc(m->num_floats * sizeof(float));
-    assert_ok(be->ops->get_grads(be, grads));
-    size_t nlogits = (size_t)B * T * m->cfg.vocab_size;
-    float *logits = malloc(nlogits * sizeof(float));
-    double plain;
-    assert_ok(be->ops->eval_batch(be, inputs, targets, B, T, &pc->step, &plain, logits));
-
+/* Returns the number of mismatches, each reported. */
+static int compare(const char *dir, const char *what, const char *name, const ob_model *m, const results *r,
+                   double tol) {
     char *path = ob_path_join(dir, "ref.safetensors");
     ob_st_file *ref;
     assert_ok(ob_st_open(path, &ref));
     free(path);
+    int failures = 0;
     const ob_tensor_view *v;
     int64_t one = 1, lshape[3] = {B, T, m->cfg.vocab_size};
     assert_ok(ob_st_require(ref, "loss", OB_DTYPE_F32, 1, &one, &v));
     float ref_loss;
     memcpy(&ref_loss, v->data, sizeof ref_loss);
-    double loss_err = fabs(loss - ref_loss) / fabs(ref_loss);
-    if (!(loss_err < TOL))
-        fail_msg("%s: loss %.8f vs reference %.8f (relative error %.3g)", pc->name, loss, ref_loss, loss_err);
+    /* The reference's outputs are float32: its own rounding bounds the tolerance. */
+    double floor_tol = tol > 2e-7 ? tol : 2e-7;
+    double err = fabs(r->loss - ref_loss) / fabs(ref_loss), scale;
+    if (!(err < floor_tol)) {
+        print_message("FAIL %s (%s): loss %.9g vs reference %.9g (relative error %.3g)\n", name, what, r->loss,
+                      ref_loss, err);
+        failures++;
+    }
+    size_t nl = (size_t)B * T * m->cfg.vocab_size;
+    float *buf = malloc((nl > m->num_floats ? nl : m->num_floats) * sizeof(float));
     assert_ok(ob_st_require(ref, "logits", OB_DTYPE_F32, 3, lshape, &v));
-    float *ref_logits = malloc(nlogits * sizeof(float));
-    assert_ok(ob_tensor_to_f32(v, ref_logits));
-    double err = tensor_rel_err(logits, ref_logits, nlogits);
-    if (!(err < TOL))
-        fail_msg("%s: logits relative error %.3g", pc->name, err);
-    float *ref_grad = malloc(m->num_floats * sizeof(float));
+    assert_ok(ob_tensor_to_f32(v, buf));
+    if (!((err = rel_err(r->logits, buf, nl, &scale)) < floor_tol)) {
+        print_message("FAIL %s (%s): logits relative error %.3g\n", name, what, err);
+        failures++;
+    }
     for (int i = 0; i < m->num_params; i++) {
         const ob_param *p = &m->params[i];
-        char name[128];
+        char gname[128];
         int64_t shape[2] = {p->rows, p->cols};
-        snprintf(name, sizeof name, "grad.%s", p->name);
-        assert_ok(ob_st_require(ref, name, OB_DTYPE_F32, p->cols ? 2 : 1, shape, &v));
-        assert_ok(ob_tensor_to_f32(v, ref_grad));
-        err = tensor_rel_err(grads + p->offset, ref_grad, p->numel);
-        if (!(err < TOL))
-            fail_msg("%s: gradient of %s: relative error %.3g (reference max |g| %.3g)", pc->name, p->name, err,
-                     max_abs(ref_grad, p->numel));
+        snprintf(gname, sizeof gname, "grad.%s", p->name);
+        assert_ok(ob_st_require(ref, gname, OB_DTYPE_F32, p->cols ? 2 : 1, shape, &v));
+        assert_ok(ob_tensor_to_f32(v, buf));
+        /* Float32 reference values: allow a few ulps of the tensor's largest entry. */
+        if (!((err = rel_err(r->grads + p->offset, buf, p->numel, &scale)) < floor_tol * 4)) {
+            print_message("FAIL %s (%s): gradient of %s: relative error %.3g (max |g| %.3g)\n", name, what, p->name,
+                          err, scale);
+            failures++;
+        }
     }
-    free(ref_grad), free(ref_logits), free(logits), free(grads);
+    free(buf);
     ob_st_close(ref);
-    ob_backend_free(be);
+    return failures;
 }
 
+typedef struct {
+    ob_model *model;
+    char *dir;
+    int32_t inputs[B * T], targets[B * T];
+} prepared;
+
+static void prepare(prepared *c, const ob_config *cfg, const parity_case *pc, ob_rng *rng, const char *root,
+                    const char *name, char **cmd, size_t *cmd_len) {
+    assert_ok(ob_model_create(cfg, &c->model));
+    ob_model_init(c->model, ob_rng_u64(rng));
+    for (int i = 0; i < B * T; i++) {
+        c->inputs[i] = (int32_t)ob_rng_below(rng, (uint64_t)cfg->vocab_size);
+        c->targets[i] = (int32_t)ob_rng_below(rng, (uint64_t)cfg->vocab_size);
+    }
+    c->dir = ob_path_join(root, name);
+    assert_ok(ob_mkdirs(c->dir));
+    write_case(c->dir, cfg, c->model, &pc->step, c->inputs, c->targets);
+    size_t used = strlen(*cmd);
+    if (used + strlen(c->dir) + 2 >= *cmd_len)
+        *cmd = realloc(*cmd, *cmd_len *= 2);
+    snprintf(*cmd + used, *cmd_len - used, " %s", c->dir);
+}
+
+/* Every case runs twice against the reference: the double-precision build of the
+ * CPU code with the case as given (tight tolerance: this proves the numerics of
+ * every switch), and the library's float build at 1e-4. The float run turns the
+ * activation quantiser off: its rint() of values that differ in the last bits
+ * between two implementations can land on either side of a rounding boundary
+ * (rarely with 8 bits, often with 4), which moves a result by a whole
+ * quantisation step; the double run covers the quantiser itself. */
 static void test_parity_matrix(void **state) {
     (void)state;
     char *root = tu_make_temp_dir();
-    ob_model *models[NUM_CASES];
-    int32_t inputs[NUM_CASES][B * T], targets[NUM_CASES][B * T];
-    char *dirs[NUM_CASES];
+    prepared exact[NUM_CASES], fp32[NUM_CASES];
     ob_rng rng;
     ob_rng_seed(&rng, 4242);
-    size_t cmd_len = 4096;
+    size_t cmd_len = 8192;
     char *cmd = malloc(cmd_len);
     snprintf(cmd, cmd_len, "%s %s/tests/ref/model_ref.py grad", tu_python(), getenv("ONEBIT_SOURCE_DIR"));
     for (size_t k = 0; k < NUM_CASES; k++) {
         ob_config cfg;
         base_config(&cfg);
         cases[k].tweak(&cfg);
-        assert_ok(ob_model_create(&cfg, &models[k]));
-        ob_model_init(models[k], ob_rng_u64(&rng));
-        for (int i = 0; i < B * T; i++) {
-            inputs[k][i] = (int32_t)ob_rng_below(&rng, (uint64_t)cfg.vocab_size);
-            targets[k][i] = (int32_t)ob_rng_below(&rng, (uint64_t)cfg.vocab_size);
-        }
         char name[32];
         snprintf(name, sizeof name, "case%02zu", k);
-        dirs[k] = ob_path_join(root, name);
-        assert_ok(ob_mkdirs(dirs[k]));
-        write_case(dirs[k], &cfg, models[k], &cases[k].step, inputs[k], targets[k]);
-        size_t used = strlen(cmd);
-        if (used + strlen(dirs[k]) + 2 >= cmd_len)
-            cmd = realloc(cmd, cmd_len *= 2);
-        snprintf(cmd + used, cmd_len - used, " %s", dirs[k]);
+        prepare(&exact[k], &cfg, &cases[k], &rng, root, name, &cmd, &cmd_len);
+        cfg.activation_bits = 0;
+        snprintf(name, sizeof name, "case%02zu-float", k);
+        prepare(&fp32[k], &cfg, &cases[k], &rng, root, name, &cmd, &cmd_len);
     }
     char *out = NULL;
     int rc = tu_run(cmd, &out);
@@ -256,13 +318,24 @@ static void test_parity_matrix(void **state) {
         fail_msg("reference failed (%d): %s", rc, out ? out : "");
     free(out);
     free(cmd);
+    int failures = 0;
     for (size_t k = 0; k < NUM_CASES; k++) {
-        compare_case(dirs[k], &cases[k], models[k], inputs[k], targets[k]);
-        ob_model_free(models[k]);
-        free(dirs[k]);
+        results r;
+        run_double(exact[k].model, &cases[k].step, exact[k].inputs, exact[k].targets, &r);
+        failures += compare(exact[k].dir, "double", cases[k].name, exact[k].model, &r, 1e-9);
+        free_results(&r);
+        run_float(fp32[k].model, &cases[k].step, fp32[k].inputs, fp32[k].targets, &r);
+        failures += compare(fp32[k].dir, "float", cases[k].name, fp32[k].model, &r, TOL);
+        free_results(&r);
+        ob_model_free(exact[k].model);
+        ob_model_free(fp32[k].model);
+        free(exact[k].dir);
+        free(fp32[k].dir);
     }
     tu_remove_tree(root);
     free(root);
+    if (failures)
+        fail_msg("%d mismatches with the PyTorch reference", failures);
 }
 
 int main(void) {

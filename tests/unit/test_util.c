@@ -1,5 +1,4 @@
 /* Implementation of the unit-test helpers (see test_util.h). */
-#define _GNU_SOURCE
 #include "test_util.h"
 
 #include <ftw.h>

@@ -1,0 +1,27 @@
+/* OpenBLAS picks its matrix kernels from the CPU model at load time. On CPUs it
+ * does not know (new models, or virtual machines that hide the model), it falls
+ * back to a generic SSE3 kernel ("Prescott") that is several times slower; the
+ * OPENBLAS_CORETYPE variable overrides the choice, but only before the library
+ * loads. This tells a program which core type to ask for, from the CPU's
+ * features. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onebit/common.h"
+
+const char *ob_blas_better_coretype(void) {
+    if (getenv("OPENBLAS_CORETYPE"))
+        return NULL;
+    const char *core = openblas_get_corename();
+    if (!core || (strcmp(core, "Prescott") != 0 && strcmp(core, "Core2") != 0 && strcmp(core, "Nehalem") != 0 &&
+                  strcmp(core, "Sandybridge") != 0))
+        return NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+    return NULL;
+}
