@@ -214,6 +214,10 @@ static cJSON *trainer_state(run *r, double elapsed) {
 static ob_status save_checkpoint(run *r, double elapsed, char *written, size_t size) {
     ob_backend *b = r->backend;
     ob_status st = b->ops->download(b, r->model->weights);
+    for (size_t i = 0; st == OB_OK && i < r->model->num_floats; i++)
+        if (!isfinite(r->model->weights[i]))
+            st = ob_error(OB_ERR_NUMERIC, "step %lld: the parameters hold NaN or Inf; not saving a checkpoint",
+                          (long long)r->step);
     if (st == OB_OK)
         st = b->ops->get_moments(b, r->exp_avg, r->exp_avg_sq);
     if (st)
@@ -341,6 +345,13 @@ static ob_status train_loop(run *r, ob_train_result *res) {
         double norm;
         if ((st = b->ops->grad_norm(b, &norm)))
             break;
+        if (!isfinite(norm)) {
+            st = ob_error(OB_ERR_NUMERIC,
+                          "step %lld: the gradient norm is %g; stopping (the last checkpoint is intact; try a lower "
+                          "--lr or --grad-clip-max-norm)",
+                          (long long)t, norm);
+            break;
+        }
         ob_adamw adam = {(float)ob_schedule_lr(&r->sched, t), o->beta1, o->beta2, o->adam_eps,
                          (float)ob_schedule_weight_decay(&r->sched, t), t + 1, 1.0f};
         if (o->grad_clip > 0 && norm > o->grad_clip)
