@@ -37,6 +37,13 @@ OB_INLINE float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Clears the upper halves of the vector registers before returning to SSE
+ * code. The compiler inserts this itself, except where a register stays live
+ * across a call to a function it knows leaves it alone: then it wrongly
+ * believes the state clean, and every later SSE instruction of the caller
+ * (libm's expf in the FFN, for one) runs many times slower. */
+OB_INLINE void leave_avx(void) { _mm256_zeroupper(); }
+
 OB_INLINE __m256i load(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 /* ---- AVX2: raw sums of one row against up to four tokens ------------------------ */
@@ -142,7 +149,7 @@ static void row_raw_avx2_any(const ob_packed_tensor *w, const uint8_t *row, cons
     }
 }
 
-static void store_outputs(const ob_packed_tensor *w, const ob_qact *x, int r, int t0, int nt, const int32_t *raw,
+OB_INLINE void store_outputs(const ob_packed_tensor *w, const ob_qact *x, int r, int t0, int nt, const int32_t *raw,
                           float *y, int ldy) {
     for (int t = 0; t < nt; t++)
         y[(size_t)(t0 + t) * ldy + r] =
@@ -159,6 +166,7 @@ static void qgemm_avx2(const ob_packed_tensor *w, const ob_qact *x, int r0, int 
             store_outputs(w, x, r, t0, nt, raw, y, ldy);
         }
     }
+    leave_avx();
 }
 
 /* ---- float activations ------------------------------------------------------------ */
@@ -208,6 +216,7 @@ static void fgemm_avx2(const ob_packed_tensor *w, const float *x, int n, int ldx
                 y[(size_t)(t0 + t) * ldy + r] = out[t];
         }
     }
+    leave_avx();
 }
 
 static float dot_avx2(const float *a, const float *b, int n) {
@@ -373,6 +382,7 @@ OB_VNNI static void qgemm_vnni(const ob_packed_tensor *w, const ob_qact *x, int 
             store_outputs(w, x, r, t0, nt, raw, y, ldy);
         }
     }
+    leave_avx();
 }
 
 const ob_kernels ob_kernels_avxvnni = {OB_ISA_AVXVNNI, qgemm_vnni, fgemm_avx2, dot_avx2, axpy_avx2};
