@@ -222,6 +222,7 @@ typedef struct ob_generate_result {
     int prompt_tokens, generated;
     ob_stop_reason stop;
     int slides;                     /* times the window slid */
+    int32_t last;                   /* the last generated token, not yet in the cache; -1: none */
     double prefill_seconds, decode_seconds;
 } ob_generate_result;
 

@@ -66,7 +66,7 @@ ob_status ob_infer_create(const ob_packed_model *pm, const ob_infer_options *opt
         {&s->wrow, (size_t)s->threads * s->kmax * sizeof(float)},
         {&s->codes, ch * s->kmax},
         {&s->sums, ch * sizeof(int32_t)},
-        {&s->scales, ch * sizeof(float)},
+        {&s->inv_scales, ch * sizeof(double)},
     };
     size_t n = sizeof req / sizeof *req, total = 0;
     for (size_t i = 0; i < n; i++)

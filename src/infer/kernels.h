@@ -27,7 +27,7 @@
 typedef struct ob_qact {
     const int8_t *codes;  /* [n][ld], zero beyond the matrix's cols */
     const int32_t *sums;  /* [n] Σ codes */
-    const float *scales;  /* [n] s */
+    const double *inv_scales; /* [n] 1/s */
     int n, ld;
 } ob_qact;
 
@@ -60,10 +60,11 @@ static inline int32_t ob_q_correct(ob_dtype dtype, int32_t raw, int32_t xsum) {
     }
 }
 
-/* The output of row r for token t from its exact integer dot product. */
-static inline float ob_q_output(const ob_packed_tensor *w, int r, int32_t dot, float s) {
+/* The output of row r for a token with activation scale s (inv_s = 1/s, in
+ * double) from its exact integer dot product: rounded once to float. */
+static inline float ob_q_output(const ob_packed_tensor *w, int r, int32_t dot, double inv_s) {
     float scale = w->scales[w->num_scales == 1 ? 0 : r];
-    return (float)((double)dot * (double)scale / (double)s);
+    return (float)((double)dot * (double)scale * inv_s);
 }
 
 #endif

@@ -153,7 +153,7 @@ OB_INLINE void store_outputs(const ob_packed_tensor *w, const ob_qact *x, int r,
                           float *y, int ldy) {
     for (int t = 0; t < nt; t++)
         y[(size_t)(t0 + t) * ldy + r] =
-            ob_q_output(w, r, ob_q_correct(w->dtype, raw[t], x->sums[t0 + t]), x->scales[t0 + t]);
+            ob_q_output(w, r, ob_q_correct(w->dtype, raw[t], x->sums[t0 + t]), x->inv_scales[t0 + t]);
 }
 
 static void qgemm_avx2(const ob_packed_tensor *w, const ob_qact *x, int r0, int r1, float *y, int ldy) {

@@ -40,7 +40,7 @@ static void qgemm_scalar(const ob_packed_tensor *w, const ob_qact *x, int r0, in
         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
         for (int t = 0; t < x->n; t++) {
             int32_t raw = raw_dot(w, row, x->codes + (size_t)t * x->ld);
-            y[(size_t)t * ldy + r] = ob_q_output(w, r, ob_q_correct(w->dtype, raw, x->sums[t]), x->scales[t]);
+            y[(size_t)t * ldy + r] = ob_q_output(w, r, ob_q_correct(w->dtype, raw, x->sums[t]), x->inv_scales[t]);
         }
     }
 }

@@ -14,30 +14,41 @@
  * that the blocks of one thread stay contiguous in memory. */
 #define ROW_BLOCK 16
 
+/* The smallest distance of any x·s (as the quantiser computes it) to a
+ * half-integer, where rounding could go either way between implementations. */
+static void track_margin(ob_infer *s, const float *x, int K, float sc) {
+    for (int j = 0; j < K; j++) {
+        float v = x[j] * sc;
+        float margin = 0.5f - fabsf(v - rintf(v));
+        if (margin < s->min_margin)
+            s->min_margin = margin;
+    }
+}
+
+static float quantise_row(ob_infer *s, const float *x, int t, int K, int kp, int bits) {
+    int8_t *c = s->codes + (size_t)t * s->kmax;
+    float sc = ob_quant_activation_codes(x + (size_t)t * K, K, bits, c);
+    memset(c + K, 0, (size_t)(kp - K));
+    int32_t sum = 0;
+    for (int j = 0; j < K; j++)
+        sum += c[j];
+    s->sums[t] = sum;
+    s->inv_scales[t] = 1.0 / (double)sc;
+    return sc;
+}
+
 void ob_infer_quantise(ob_infer *s, const float *x, int n, int K, int kp, int bits) {
-#pragma omp parallel for schedule(static) num_threads(s->threads) if (n > 1 && s->threads > 1)
-    for (int t = 0; t < n; t++) {
-        int8_t *c = s->codes + (size_t)t * s->kmax;
-        const float *xt = x + (size_t)t * K;
-        float sc = ob_quant_activation_codes(xt, K, bits, c);
-        memset(c + K, 0, (size_t)(kp - K));
-        int32_t sum = 0;
-        for (int j = 0; j < K; j++)
-            sum += c[j];
-        s->sums[t] = sum;
-        s->scales[t] = sc;
+    float sc[OB_INFER_CHUNK];
+    if (n > 1 && s->threads > 1) {
+#pragma omp parallel for schedule(static) num_threads(s->threads)
+        for (int t = 0; t < n; t++)
+            sc[t] = quantise_row(s, x, t, K, kp, bits);
+    } else {
+        for (int t = 0; t < n; t++)
+            sc[t] = quantise_row(s, x, t, K, kp, bits);
     }
-    if (s->track_margin) {
-        for (int t = 0; t < n; t++) {
-            const float *xt = x + (size_t)t * K;
-            for (int j = 0; j < K; j++) {
-                float v = xt[j] * s->scales[t];
-                float margin = 0.5f - fabsf(v - rintf(v));
-                if (margin < s->min_margin)
-                    s->min_margin = margin;
-            }
-        }
-    }
+    for (int t = 0; s->track_margin && t < n; t++)
+        track_margin(s, x + (size_t)t * K, K, sc[t]);
 }
 
 typedef void (*block_fn)(ob_infer *s, const ob_packed_tensor *w, const void *arg, int n, float *y, int r0, int r1);
@@ -59,7 +70,7 @@ static void over_rows(ob_infer *s, const ob_packed_tensor *w, const void *arg, i
 
 static void q_block(ob_infer *s, const ob_packed_tensor *w, const void *arg, int n, float *y, int r0, int r1) {
     (void)arg;
-    ob_qact qa = {s->codes, s->sums, s->scales, n, s->kmax};
+    ob_qact qa = {s->codes, s->sums, s->inv_scales, n, s->kmax};
     s->kern->qgemm(w, &qa, r0, r1, y, w->rows);
 }
 

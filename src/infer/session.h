@@ -24,7 +24,7 @@ struct ob_infer {
     float *wrow;     /* [threads][kmax] a dequantised row (activation_bits = 0) */
     int8_t *codes;   /* [chunk][kmax] int8 activations */
     int32_t *sums;   /* [chunk] */
-    float *scales;   /* [chunk] */
+    double *inv_scales; /* [chunk] 1/s */
     void *block;     /* the allocation every buffer above lives in */
     size_t kv_bytes;
     /* Test instrumentation: the smallest distance of any x·s to a rounding
