@@ -267,7 +267,7 @@ ob_status ob_chat_send(ob_chat *c, const char *message, ob_text_fn fn, void *use
 
 typedef struct ob_perplexity_options {
     int window;    /* tokens per window; 0: the session's context */
-    int stride;    /* tokens the window advances; 0: window / 2 */
+    int stride;    /* targets each window after the first scores (< window); 0: window / 2 */
     int64_t max_tokens; /* score at most this many tokens; 0: all */
     bool progress; /* progress bar on stderr */
 } ob_perplexity_options;
@@ -281,9 +281,10 @@ typedef struct ob_perplexity_result {
 } ob_perplexity_result;
 
 /* Plain cross-entropy of tokens[1..n) given their prefixes, over sliding
- * windows: window w starts at w·stride and scores only targets not scored by
- * an earlier window, so each target is scored once, with at least
- * window − stride tokens of context after the first window. */
+ * windows: the first covers tokens [0, window); each next one scores the next
+ * `stride` targets with the `window` tokens that end there, so each target is
+ * scored once, with at least window − stride tokens of context after the
+ * first window. */
 ob_status ob_perplexity(ob_infer *s, const int32_t *tokens, size_t n, const ob_perplexity_options *opts,
                         ob_perplexity_result *res) OB_NODISCARD;
 

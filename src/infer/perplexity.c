@@ -1,10 +1,10 @@
-/* Perplexity with plain cross-entropy over sliding windows (the method of the
- * Hugging Face perplexity guide): window w covers tokens [w·stride,
- * w·stride + window) and scores only the targets no earlier window scored, so
- * every target t >= 1 is scored exactly once, given at least window − stride
- * tokens of context once the first window is past. Each window starts from an
- * empty cache; its logits are taken a chunk at a time, so memory stays at one
- * chunk × vocabulary. */
+/* Perplexity with plain cross-entropy over sliding windows: the first window
+ * covers tokens [0, window) and scores targets 1 .. window−1; each next one
+ * scores the next `stride` targets [a, b) with the window of tokens
+ * [b − window, b) before them, so every target t >= 1 is scored exactly once,
+ * given at least window − stride tokens of context once the first window is
+ * past. Each window starts from an empty cache; its logits are taken a chunk
+ * at a time, so memory stays at one chunk × vocabulary. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +31,10 @@ ob_status ob_perplexity(ob_infer *s, const int32_t *tokens, size_t n, const ob_p
     if (window > ctx || window < 2)
         return ob_error(OB_ERR_INVALID_ARG, "perplexity: window %d is outside 2..%d (the context)", window, ctx);
     int stride = o->stride > 0 ? o->stride : window / 2;
-    if (stride > window)
-        return ob_error(OB_ERR_INVALID_ARG, "perplexity: stride %d exceeds the window %d", stride, window);
+    if (stride >= window)
+        return ob_error(OB_ERR_INVALID_ARG,
+                        "perplexity: stride %d must be below the window %d (a target needs the token before it)",
+                        stride, window);
     if (o->max_tokens > 0 && (uint64_t)o->max_tokens + 1 < n)
         n = (size_t)o->max_tokens + 1;
     if (n < 2)
@@ -50,8 +52,11 @@ ob_status ob_perplexity(ob_infer *s, const int32_t *tokens, size_t n, const ob_p
     double t0 = ob_now();
     ob_status st = OB_OK;
     size_t scored_to = 1; /* targets [1, scored_to) are done */
-    for (size_t begin = 0; st == OB_OK && scored_to < n; begin += (size_t)stride) {
-        size_t end = begin + (size_t)window < n ? begin + (size_t)window : n;
+    while (st == OB_OK && scored_to < n) {
+        size_t end = scored_to == 1 ? (size_t)window : scored_to + (size_t)stride;
+        if (end > n)
+            end = n;
+        size_t begin = end > (size_t)window ? end - (size_t)window : 0;
         ob_infer_reset(s);
         for (size_t at = begin; st == OB_OK && at < end;) {
             int m = end - at < OB_INFER_CHUNK ? (int)(end - at) : OB_INFER_CHUNK;
