@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
          0, 16, NULL},
         {"--head", OB_ARG_CHOICE, &head, NULL, "precision of the tied table (int4 ~ llama.cpp's Q4_K table)",
          "f32|f16|int8|int4", 0, 0, NULL},
-        {"--kernels", OB_ARG_CHOICE, &isa_name, NULL, "kernel set", "auto|scalar|avx2|avxvnni|avx512", 0, 0, NULL},
+        {"--kernels", OB_ARG_CHOICE, &isa_name, NULL, "kernel set", "auto|scalar|avx2|avxvnni", 0, 0, NULL},
         {0},
     };
     const ob_command_spec spec = {"bench_infer", "Decode/prefill speed of the packed runtime at three shapes.",

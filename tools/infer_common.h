@@ -28,7 +28,7 @@ typedef struct infer_flags {
          "precision of a full-precision output head (and tied table): f32 is exact, int8/int4 faster",                \
          "f32|f16|int8|int4", 0, 0, NULL},                                                                            \
         {"--kernels", OB_ARG_CHOICE, &(f).kernels, NULL, "kernel set (auto: the best this CPU has)",                   \
-         "auto|scalar|avx2|avxvnni|avx512", 0, 0, NULL}
+         "auto|scalar|avx2|avxvnni", 0, 0, NULL}
 
 #define INFER_SAMPLER_ARGS(f)                                                                                         \
     {"--temperature", OB_ARG_DOUBLE, &(f).sampler.temperature, "T", "sampling temperature (0: greedy)", NULL, 0,     \

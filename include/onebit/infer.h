@@ -153,14 +153,13 @@ typedef enum ob_kernel_isa {
     OB_ISA_SCALAR,   /* portable C */
     OB_ISA_AVX2,     /* AVX2 + FMA + F16C */
     OB_ISA_AVXVNNI,  /* AVX2 with the VEX-encoded VPDPBUSD (AVX-VNNI) */
-    OB_ISA_AVX512,   /* AVX-512 BW + VNNI */
 } ob_kernel_isa;
 
 const char *ob_kernel_isa_name(ob_kernel_isa isa);
 bool ob_kernel_isa_parse(const char *name, ob_kernel_isa *out);
 /* Whether this CPU (and this build) can run the kernels of `isa`. */
 bool ob_kernel_isa_supported(ob_kernel_isa isa);
-/* $ONEBIT_KERNELS (scalar, avx2, avxvnni, avx512) when set and supported, else
+/* $ONEBIT_KERNELS (scalar, avx2, avxvnni) when set and supported, else
  * the best supported. */
 ob_kernel_isa ob_kernel_isa_detect(void);
 

@@ -11,7 +11,7 @@
 #define OB_X86 1
 #endif
 
-static const char *const isa_names[] = {"auto", "scalar", "avx2", "avxvnni", "avx512"};
+static const char *const isa_names[] = {"auto", "scalar", "avx2", "avxvnni"};
 
 const char *ob_kernel_isa_name(ob_kernel_isa isa) {
     return (unsigned)isa < sizeof isa_names / sizeof *isa_names ? isa_names[isa] : "?";
@@ -34,11 +34,11 @@ static uint64_t xgetbv0(void) {
 }
 
 typedef struct {
-    bool avx2, avxvnni, avx512;
+    bool avx2, avxvnni;
 } cpu_features;
 
 static cpu_features detect_features(void) {
-    cpu_features f = {false, false, false};
+    cpu_features f = {false, false};
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return f;
@@ -46,12 +46,10 @@ static cpu_features detect_features(void) {
     if (!osxsave || !avx)
         return f;
     uint64_t xcr0 = xgetbv0();
-    bool ymm_state = (xcr0 & 0x6) == 0x6, zmm_state = (xcr0 & 0xE6) == 0xE6;
+    bool ymm_state = (xcr0 & 0x6) == 0x6;
     if (!ymm_state || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
         return f;
     f.avx2 = (b >> 5 & 1) && fma && f16c;
-    bool avx512f = b >> 16 & 1, avx512bw = b >> 30 & 1, avx512vl = b >> 31 & 1, vnni512 = c >> 11 & 1;
-    f.avx512 = f.avx2 && zmm_state && avx512f && avx512bw && avx512vl && vnni512;
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d))
         f.avxvnni = f.avx2 && (a >> 4 & 1);
     return f;
@@ -77,7 +75,7 @@ ob_kernel_isa ob_kernel_isa_detect(void) {
         return isa;
     if (env && *env && (!ob_kernel_isa_parse(env, &isa) || !ob_kernel_isa_supported(isa)))
         ob_log(OB_LOG_WARN, "ONEBIT_KERNELS=%s is not a supported kernel set here; choosing from CPUID", env);
-    const ob_kernel_isa best[] = {OB_ISA_AVX512, OB_ISA_AVXVNNI, OB_ISA_AVX2};
+    const ob_kernel_isa best[] = {OB_ISA_AVXVNNI, OB_ISA_AVX2};
     for (size_t i = 0; i < sizeof best / sizeof *best; i++)
         if (ob_kernel_isa_supported(best[i]))
             return best[i];

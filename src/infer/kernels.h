@@ -48,7 +48,6 @@ const ob_kernels *ob_kernels_get(ob_kernel_isa isa);
 extern const ob_kernels ob_kernels_scalar;
 extern const ob_kernels ob_kernels_avx2;
 extern const ob_kernels ob_kernels_avxvnni;
-extern const ob_kernels ob_kernels_avx512;
 
 /* Σ code·x from the raw sum Σ u·x (see above). */
 static inline int32_t ob_q_correct(ob_dtype dtype, int32_t raw, int32_t xsum) {

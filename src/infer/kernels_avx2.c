@@ -46,6 +46,13 @@ OB_INLINE void leave_avx(void) { _mm256_zeroupper(); }
 
 OB_INLINE __m256i load(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
+/* Weights are read once per token, in address order (rows are contiguous):
+ * asking for the line 4 KiB ahead keeps enough reads in flight for one core to
+ * approach the memory bandwidth (the hardware prefetcher alone reached about
+ * two thirds of it at the 700M shape). */
+#define PREFETCH_AHEAD 4096
+OB_INLINE void prefetch_ahead(const uint8_t *p) { _mm_prefetch((const char *)p + PREFETCH_AHEAD, _MM_HINT_T0); }
+
 /* ---- AVX2: raw sums of one row against up to four tokens ------------------------ */
 
 /* Σ of VPMADDUBSW int16 pairs widened to int32. */
@@ -56,6 +63,7 @@ OB_INLINE void t2_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(row + 32 * g);
         __m256i v = load(row + 32 * g);
         __m256i u0 = _mm256_and_si256(v, m3);
         __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
@@ -79,6 +87,7 @@ OB_INLINE void b1_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(row + 32 * g);
         __m256i v = load(row + 32 * g);
         __m256i u[8];
         for (int k = 0; k < 8; k++)
@@ -100,6 +109,7 @@ OB_INLINE void i4_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(row + 32 * g);
         __m256i v = load(row + 32 * g);
         __m256i lo = _mm256_and_si256(v, m15), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
         for (int t = 0; t < nt; t++) {
@@ -116,6 +126,7 @@ OB_INLINE void i8_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(row + 32 * g);
         __m256i w = load(row + 32 * g);
         __m256i aw = _mm256_abs_epi8(w);
         for (int t = 0; t < nt; t++) {
@@ -252,6 +263,7 @@ OB_VNNI static void t2_rows2_vnni(const uint8_t *ra, const uint8_t *rb, const in
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     for (int g = 0; g < groups; g++) {
         const int8_t *xg = x + 128 * g;
+        prefetch_ahead(rb + 32 * g);
         __m256i x0 = load(xg), x1 = load(xg + 32), x2 = load(xg + 64), x3 = load(xg + 96);
         __m256i va = load(ra + 32 * g), vb = load(rb + 32 * g);
         a0 = dp(a0, _mm256_and_si256(va, m0), x0);
@@ -275,6 +287,7 @@ OB_VNNI static void i4_rows2_vnni(const uint8_t *ra, const uint8_t *rb, const in
     const __m256i lo = _mm256_set1_epi8(0x0F), hi = _mm256_set1_epi8((char)0xF0);
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, b0 = a0, b1 = a0;
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(rb + 32 * g);
         __m256i x0 = load(x + 64 * g), x1 = load(x + 64 * g + 32);
         __m256i va = load(ra + 32 * g), vb = load(rb + 32 * g);
         a0 = dp(a0, _mm256_and_si256(va, lo), x0);
@@ -294,6 +307,7 @@ OB_VNNI static inline __attribute__((always_inline)) void t2_row_vnni(const uint
     for (int i = 0; i < 8; i++)
         acc[i] = _mm256_setzero_si256();
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(row + 32 * g);
         __m256i v = load(row + 32 * g);
         __m256i u0 = _mm256_and_si256(v, m3);
         __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
@@ -315,6 +329,7 @@ OB_VNNI static inline __attribute__((always_inline)) void i4_row_vnni(const uint
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(row + 32 * g);
         __m256i v = load(row + 32 * g);
         __m256i lo = _mm256_and_si256(v, m15), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
         for (int t = 0; t < nt; t++) {
@@ -331,6 +346,7 @@ OB_VNNI static inline __attribute__((always_inline)) void i8_row_vnni(const uint
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (int g = 0; g < groups; g++) {
+        prefetch_ahead(row + 32 * g);
         __m256i w = load(row + 32 * g);
         __m256i aw = _mm256_abs_epi8(w);
         for (int t = 0; t < nt; t++)

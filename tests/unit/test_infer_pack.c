@@ -15,7 +15,7 @@
 #include "test_util.h"
 
 static const ob_dtype qdtypes[] = {OB_DTYPE_TERNARY2, OB_DTYPE_BINARY1, OB_DTYPE_FOURBIT, OB_DTYPE_I8};
-static const ob_kernel_isa isas[] = {OB_ISA_SCALAR, OB_ISA_AVX2, OB_ISA_AVXVNNI, OB_ISA_AVX512};
+static const ob_kernel_isa isas[] = {OB_ISA_SCALAR, OB_ISA_AVX2, OB_ISA_AVXVNNI};
 #define NUM_ISAS (sizeof isas / sizeof *isas)
 
 static uint64_t test_seed(void) {
