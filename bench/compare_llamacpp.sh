@@ -46,35 +46,50 @@ model_for() { # shape type -> path, made on first use
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# llama-bench tokens/s of one test (pp or tg) at one thread count: the median of $runs runs.
+# llama-bench tokens/s of one run of one test (pp or tg) at one thread count.
 llama_tps() { # model threads test
-  local m=$1 t=$2 test=$3 args
-  if [ "$test" = pp ]; then args="-p 128 -n 0"; else args="-p 0 -n 64"; fi
-  for _ in $(seq "$runs"); do
-    # shellcheck disable=SC2086
-    "$llama/bin/llama-bench" -m "$m" $args -t "$t" -r 1 -o csv 2>/dev/null |
-      awk -F, 'NR > 1 { gsub(/"/, ""); print $(NF - 1) }'
-  done | median
+  local args
+  if [ "$3" = pp ]; then args="-p 128 -n 0"; else args="-p 0 -n 64"; fi
+  # shellcheck disable=SC2086
+  "$llama/bin/llama-bench" -m "$1" $args -t "$2" -r 1 -o csv 2>/dev/null | awk -F, 'NR > 1 { gsub(/"/, ""); print $(NF - 1) }'
 }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '\n| shape | threads | test | onebit tok/s | llama.cpp TQ2_0 | llama.cpp TQ1_0 | onebit / TQ2_0 |\n'
-printf '| --- | ---: | --- | ---: | ---: | ---: | ---: |\n'
+# The runs of onebit and llama.cpp alternate, so a change in the machine's load
+# (it is shared) falls on both alike; each figure is the median of its runs.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $runs runs per figure"
+"$onebit_build/bin/bench_infer" --shape 125m --runs 1 --gen 1 --prompt 1 --threads 1 --bandwidth-runs 5 | grep -E '^memory'
+rows=()
 for s in "${shapes[@]}"; do
   tq2=$(model_for "$s" tq2)
   tq1=$(model_for "$s" tq1)
-  out=$("$onebit_build/bin/bench_infer" --shape "$s" --runs "$runs" --head "$head" --threads 1,2 --prompt 128 --gen 64)
-  echo "$out" | grep -v '^RESULT' >&2
-  for t in 1 2; do
-    line=$(echo "$out" | grep "^RESULT shape=$s threads=$t ")
-    for test in pp tg; do
-      ours=$(echo "$line" | sed -n "s/.* ${test}_tps=\([0-9.]*\).*/\1/p")
-      l2=$(llama_tps "$tq2" "$t" "$test")
-      l1=$(llama_tps "$tq1" "$t" "$test")
-      ratio=$(awk -v a="$ours" -v b="$l2" 'BEGIN { printf "%.2f", a / b }')
-      printf '| %s | %d | %s | %.1f | %.1f | %.1f | %s |\n' "$s" "$t" "$test$([ $test = pp ] && echo 128 || echo 64)" \
-        "$ours" "$l2" "$l1" "$ratio"
+  echo "$s: load average before $(cut -d' ' -f1-3 /proc/loadavg)"
+  for r in $(seq "$runs"); do
+    out=$("$onebit_build/bin/bench_infer" --shape "$s" --runs 1 --bandwidth-runs 0 --head "$head" --threads 1,2 \
+      --prompt 128 --gen 64)
+    [ "$r" = 1 ] && echo "$out" | grep -E '^[0-9a-z]+: hidden'
+    for t in 1 2; do
+      line=$(echo "$out" | grep "^RESULT shape=$s threads=$t ")
+      for test in pp tg; do
+        echo "$line" | sed -n "s/.* ${test}_tps=\([0-9.]*\).*/\1/p" >>"$tmp/onebit-$t-$test"
+        llama_tps "$tq2" "$t" "$test" >>"$tmp/tq2-$t-$test"
+        llama_tps "$tq1" "$t" "$test" >>"$tmp/tq1-$t-$test"
+      done
     done
   done
+  echo "$s: load average after $(cut -d' ' -f1-3 /proc/loadavg)"
+  for t in 1 2; do
+    for test in pp tg; do
+      ours=$(median <"$tmp/onebit-$t-$test")
+      l2=$(median <"$tmp/tq2-$t-$test")
+      l1=$(median <"$tmp/tq1-$t-$test")
+      rows+=("$(printf '| %s | %d | %s | %.1f | %.1f | %.1f | %.2f |' "$s" "$t" "$test$([ $test = pp ] && echo 128 || echo 64)" \
+        "$ours" "$l2" "$l1" "$(awk -v a="$ours" -v b="$l2" 'BEGIN { print a / b }')")")
+    done
+  done
+  rm -f "$tmp"/*
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '\n| shape | threads | test | onebit tok/s | llama.cpp TQ2_0 | llama.cpp TQ1_0 | onebit / TQ2_0 |\n'
+printf '| --- | ---: | --- | ---: | ---: | ---: | ---: |\n'
+printf '%s\n' "${rows[@]}"

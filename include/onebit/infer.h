@@ -230,7 +230,8 @@ typedef bool (*ob_token_fn)(int32_t token, void *user);
 
 /* Appends the prompt to the session (which may hold earlier turns), then draws
  * tokens until max_tokens, EOS, a full context or the callback. The sampler's
- * repetition history is the session's tokens. */
+ * repetition history is the session's tokens. An empty prompt continues the
+ * cached tokens (encoding them again: a session keeps no logits). */
 ob_status ob_generate(ob_infer *s, ob_sampler *smp, const int32_t *prompt, int n_prompt,
                       const ob_generate_options *opts, ob_token_fn fn, void *user,
                       ob_generate_result *res) OB_NODISCARD;
@@ -239,9 +240,10 @@ ob_status ob_generate(ob_infer *s, ob_sampler *smp, const int32_t *prompt, int n
 
 /* A multi-turn conversation over one session: each turn appends
  * user_prefix + message + "\n" + assistant_prefix and generates the reply until
- * EOS, a line equal to `stop` ("" = a blank line), or max_tokens; the reply and
- * a newline stay in the history, so later turns see earlier ones. When the
- * history outgrows the context, the oldest tokens slide out. */
+ * EOS, its first blank line, or max_tokens; the reply stays in the history
+ * (followed by a newline), so later turns see earlier ones. The first turn
+ * starts with the end-of-text token. When the history outgrows the context,
+ * its older half slides out. */
 typedef struct ob_chat_options {
     const char *user_prefix;      /* default "" */
     const char *assistant_prefix; /* default "" */

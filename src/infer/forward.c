@@ -35,12 +35,11 @@ ob_status ob_infer_create(const ob_packed_model *pm, const ob_infer_options *opt
     s->kern = kern;
     s->threads = opts->threads ? opts->threads : omp_get_max_threads();
     s->ctx = opts->context ? opts->context : c->max_seq_len;
-    int H = c->hidden_size, F = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
+    int H = c->hidden_size, F = c->intermediate_size, L = c->num_layers;
     s->hd = ob_config_head_dim(c);
     s->kvd = c->num_kv_heads * s->hd;
     int kpH = ob_packed_cols_padded(OB_DTYPE_I8, H), kpF = ob_packed_cols_padded(OB_DTYPE_I8, F);
     s->kmax = kpH > kpF ? kpH : kpF;
-    (void)V;
     size_t ch = OB_INFER_CHUNK, ctx = (size_t)s->ctx, kv = (size_t)L * ctx * s->kvd;
     size_t half = (size_t)(s->hd / 2 > 0 ? s->hd / 2 : 1);
     struct {

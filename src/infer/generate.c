@@ -70,7 +70,8 @@ ob_status ob_generate(ob_infer *s, ob_sampler *smp, const int32_t *prompt, int n
         if (st == OB_OK)
             st = ob_infer_forward(s, prompt, n_prompt, logits, false);
     } else {
-        /* Continue from the cache: its last token gives the logits. */
+        /* Continue from the cache. A session keeps no logits, so the cached
+         * tokens are encoded again to get those of the last one. */
         int pos = ob_infer_position(s);
         st = ob_infer_slide(s, pos, logits);
     }

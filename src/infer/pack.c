@@ -70,8 +70,7 @@ void ob_packed_tensor_init(ob_packed_tensor *t, ob_dtype dtype, int rows, int co
     t->num_scales = ob_packed_num_scales(dtype, rows);
 }
 
-/* Stored value of code c (what a padded position holds for c = 0, except for
- * BINARY1, where padding is bit 0 and its activation is zero). */
+/* Whether code c can be stored in dtype. */
 static int code_range_ok(ob_dtype dtype, int c) {
     switch (dtype) {
     case OB_DTYPE_I8: return c >= -127 && c <= 127;
