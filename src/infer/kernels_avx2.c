@@ -30,6 +30,16 @@ OB_INLINE int32_t hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
+/* raw[t] = Σ lanes of acc[t] for t < nt; four at once share one reduction tree. */
+OB_INLINE void hsum_tiles(const __m256i *acc, int nt, int32_t *raw) {
+    if (nt == 4) {
+        __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+        _mm_storeu_si128((__m128i *)raw, _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
+        return;
+    }
+    hsum_tiles(acc, nt, raw);
+}
+
 OB_INLINE float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -78,8 +88,7 @@ OB_INLINE void t2_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(p));
         }
     }
-    for (int t = 0; t < nt; t++)
-        raw[t] = hsum_i32(acc[t]);
+    hsum_tiles(acc, nt, raw);
 }
 
 OB_INLINE void b1_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int nt, int groups, int32_t *raw) {
@@ -100,8 +109,7 @@ OB_INLINE void b1_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(p));
         }
     }
-    for (int t = 0; t < nt; t++)
-        raw[t] = hsum_i32(acc[t]);
+    hsum_tiles(acc, nt, raw);
 }
 
 OB_INLINE void i4_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int nt, int groups, int32_t *raw) {
@@ -118,8 +126,7 @@ OB_INLINE void i4_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(p));
         }
     }
-    for (int t = 0; t < nt; t++)
-        raw[t] = hsum_i32(acc[t]);
+    hsum_tiles(acc, nt, raw);
 }
 
 OB_INLINE void i8_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int nt, int groups, int32_t *raw) {
@@ -134,8 +141,7 @@ OB_INLINE void i8_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(_mm256_maddubs_epi16(aw, xs)));
         }
     }
-    for (int t = 0; t < nt; t++)
-        raw[t] = hsum_i32(acc[t]);
+    hsum_tiles(acc, nt, raw);
 }
 
 /* One row against tokens [t0, t0 + nt): the raw sums. */
@@ -320,7 +326,8 @@ OB_VNNI static inline __attribute__((always_inline)) void t2_row_vnni(const uint
         }
     }
     for (int t = 0; t < nt; t++)
-        raw[t] = hsum_i32(_mm256_add_epi32(acc[2 * t], acc[2 * t + 1]));
+        acc[t] = _mm256_add_epi32(acc[2 * t], acc[2 * t + 1]);
+    hsum_tiles(acc, nt, raw);
 }
 
 OB_VNNI static inline __attribute__((always_inline)) void i4_row_vnni(const uint8_t *row, const int8_t *x, size_t ld,
@@ -337,8 +344,7 @@ OB_VNNI static inline __attribute__((always_inline)) void i4_row_vnni(const uint
             acc[t] = dp(dp(acc[t], lo, load(xt)), hi, load(xt + 32));
         }
     }
-    for (int t = 0; t < nt; t++)
-        raw[t] = hsum_i32(acc[t]);
+    hsum_tiles(acc, nt, raw);
 }
 
 OB_VNNI static inline __attribute__((always_inline)) void i8_row_vnni(const uint8_t *row, const int8_t *x, size_t ld,
@@ -352,8 +358,7 @@ OB_VNNI static inline __attribute__((always_inline)) void i8_row_vnni(const uint
         for (int t = 0; t < nt; t++)
             acc[t] = dp(acc[t], aw, _mm256_sign_epi8(load(x + t * ld + 32 * g), w));
     }
-    for (int t = 0; t < nt; t++)
-        raw[t] = hsum_i32(acc[t]);
+    hsum_tiles(acc, nt, raw);
 }
 
 OB_VNNI static inline __attribute__((always_inline)) void row_raw_vnni(const ob_packed_tensor *w, const uint8_t *row,
