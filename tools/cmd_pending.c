@@ -17,4 +17,3 @@ int ob_cmd_generate(int argc, char **argv) { (void)argc; return pending(argv[0],
 int ob_cmd_export(int argc, char **argv) { (void)argc; return pending(argv[0], "export issue"); }
 int ob_cmd_search(int argc, char **argv) { (void)argc; return pending(argv[0], "bit-width search issue"); }
 int ob_cmd_eval_config(int argc, char **argv) { (void)argc; return pending(argv[0], "bit-width search issue"); }
-int ob_cmd_plot(int argc, char **argv) { (void)argc; return pending(argv[0], "CPU training issue"); }

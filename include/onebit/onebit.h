@@ -9,6 +9,7 @@
 #include "onebit/data.h"
 #include "onebit/json.h"
 #include "onebit/model.h"
+#include "onebit/plot.h"
 #include "onebit/quant.h"
 #include "onebit/safetensors.h"
 #include "onebit/schedule.h"
