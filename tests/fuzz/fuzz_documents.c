@@ -1,7 +1,9 @@
 /* Fuzz target for the document reader (text in every --doc-split mode, and
- * JSONL): the input is written to a file and read back. Whatever is accepted
- * must come out as non-empty pieces that tile each document, and reopening the
- * reader at a piece must give that piece again. */
+ * JSONL): the input is written to a file and read back, with pieces of a few
+ * dozen bytes instead of 64 KiB so that small inputs exercise the cutting.
+ * Whatever is accepted must come out as non-empty pieces of at most twice the
+ * piece size that tile each document, and reopening the reader at a piece must
+ * give that piece again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,11 @@ static void setup(void) {
     ob_log_set_level(OB_LOG_ERROR);
 }
 
-static void read_all(const ob_input_file *f, ob_doc_split split) {
+static void read_all(const ob_input_file *f, ob_doc_split split, size_t piece_bytes) {
     ob_doc_reader r;
     if (ob_doc_reader_open(&r, f, split, "text") != OB_OK)
         return;
+    r.piece_bytes = piece_bytes;
     size_t doc_len = 0;
     int pieces = 0;
     for (;;) {
@@ -28,7 +31,7 @@ static void read_all(const ob_input_file *f, ob_doc_split split) {
         bool have;
         if (ob_doc_reader_next(&r, &p, &have) != OB_OK || !have)
             break;
-        if (p.len == 0 || p.first != (doc_len == 0) || p.pos.piece_offset != doc_len)
+        if (p.len == 0 || p.len > 2 * piece_bytes || p.first != (doc_len == 0) || p.pos.piece_offset != doc_len)
             abort();
         if (f->format == OB_INPUT_TEXT && (p.text < r.data || p.text + p.len > r.data + r.size))
             abort();
@@ -50,17 +53,20 @@ static void read_all(const ob_input_file *f, ob_doc_split split) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!path[0])
         setup();
+    if (size > 65536)
+        return 0;
+    size_t piece_bytes = 8 + size % 57;
     FILE *fp = fopen(path, "wb");
     if (!fp)
         return 0;
     fwrite(data, 1, size, fp);
     fclose(fp);
     ob_input_file f = {.path = path, .format = OB_INPUT_TEXT, .size = size};
-    read_all(&f, OB_DOC_SPLIT_FILE);
-    read_all(&f, OB_DOC_SPLIT_BLANK_LINE);
-    read_all(&f, OB_DOC_SPLIT_EOT);
+    read_all(&f, OB_DOC_SPLIT_FILE, piece_bytes);
+    read_all(&f, OB_DOC_SPLIT_BLANK_LINE, piece_bytes);
+    read_all(&f, OB_DOC_SPLIT_EOT, piece_bytes);
     f.format = OB_INPUT_JSONL;
-    read_all(&f, OB_DOC_SPLIT_FILE);
+    read_all(&f, OB_DOC_SPLIT_FILE, piece_bytes);
     unlink(path);
     return 0;
 }

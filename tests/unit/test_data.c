@@ -799,6 +799,8 @@ static void test_long_document_pieces(void **state) {
     }
     ob_doc_pos bogus = {.doc_offset = 0, .piece_offset = 17};
     assert_fails_with(ob_doc_reader_seek(&r, &bogus), OB_ERR_FORMAT, "no piece starts at byte 17");
+    bogus.piece_offset = n + 5; /* past the document: an error, not a hang */
+    assert_fails_with(ob_doc_reader_seek(&r, &bogus), OB_ERR_FORMAT, "no piece starts at byte");
     ob_doc_reader_close(&r);
     ob_inputs_free(&list);
     free(path);
