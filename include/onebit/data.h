@@ -228,6 +228,7 @@ typedef struct ob_tokenize_stats {
     uint64_t skipped_empty_documents;
     uint64_t unsafe_cuts; /* long documents cut where a pre-token might span the cut */
     ob_token_dtype dtype;
+    int threads;
     double seconds;
 } ob_tokenize_stats;
 

@@ -393,23 +393,31 @@ static ob_status check_options(const ob_tokenize_options *o) {
 
 static ob_status choose_dtype(pipeline *p) {
     const ob_tokenize_options *o = p->o;
-    int64_t vocab = 0;
     if (o->tokenizer) {
-        vocab = ob_tokenizer_vocab_size(o->tokenizer);
-    } else {
-        uint32_t max_id = 0;
-        for (int i = 0; i < p->inputs.count; i++) {
-            ob_status st = tkn2_max_id(p->inputs.files[i].path, &max_id);
-            if (st)
-                return st;
-        }
-        vocab = (int64_t)max_id + 1;
+        int64_t vocab = ob_tokenizer_vocab_size(o->tokenizer);
+        p->dtype = o->dtype == OB_TOKENS_AUTO ? ob_token_dtype_for_vocab(vocab) : o->dtype;
+        if (p->dtype == OB_TOKENS_U16 && vocab > 65536)
+            return ob_error(OB_ERR_INVALID_ARG, "the tokenizer's vocabulary of %lld tokens does not fit uint16 shards "
+                            "(ids up to 65535); use uint32 shards", (long long)vocab);
+        return OB_OK;
     }
-    p->dtype = o->dtype == OB_TOKENS_AUTO ? ob_token_dtype_for_vocab(vocab) : o->dtype;
-    if (p->dtype == OB_TOKENS_U16 && vocab > 65536)
-        return ob_error(OB_ERR_INVALID_ARG, "%s of %lld tokens does not fit uint16 shards (ids up to 65535); use "
-                        "uint32 shards", o->tokenizer ? "the tokenizer's vocabulary" : "a TKN2 input's largest id "
-                        "implies a vocabulary", (long long)vocab);
+    /* Only TKN2 inputs: their largest id decides. */
+    uint32_t max_id = 0;
+    const char *max_file = NULL;
+    for (int i = 0; i < p->inputs.count; i++) {
+        uint32_t file_max = 0;
+        ob_status st = tkn2_max_id(p->inputs.files[i].path, &file_max);
+        if (st)
+            return st;
+        if (file_max >= max_id) {
+            max_id = file_max;
+            max_file = p->inputs.files[i].path;
+        }
+    }
+    p->dtype = o->dtype == OB_TOKENS_AUTO ? ob_token_dtype_for_vocab((int64_t)max_id + 1) : o->dtype;
+    if (p->dtype == OB_TOKENS_U16 && max_id > 65535)
+        return ob_error(OB_ERR_INVALID_ARG, "%s: token id %u does not fit uint16 shards (ids up to 65535); use "
+                        "uint32 shards", max_file, max_id);
     return OB_OK;
 }
 
@@ -538,6 +546,7 @@ ob_status ob_tokenize(const ob_tokenize_options *opts, ob_tokenize_stats *stats)
         return st;
     pipeline p = {.o = opts, .stats = stats};
     p.threads = opts->threads > 0 ? opts->threads : omp_get_max_threads();
+    stats->threads = p.threads;
     p.out[0] = (split_out){.name = "train", .stats = &stats->train};
     p.out[1] = (split_out){.name = "val", .stats = &stats->val};
     char **old = NULL;
