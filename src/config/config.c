@@ -222,16 +222,18 @@ static ob_status from_json(const cJSON *root, const char *source, ob_config *cfg
     if (map && (st = parse_layer_bit_map(map, source, cfg)))
         return st;
 
-    cJSON *extra = NULL;
     for (const cJSON *item = root->child; item; item = item->next) {
         if (is_known(item->string))
             continue;
         ob_log(OB_LOG_WARN, "%s: unknown field '%s' (kept as is on save)", source, item->string);
-        if (!extra && !(extra = cJSON_CreateObject()))
+        if (!cfg->extra && !(cfg->extra = cJSON_CreateObject()))
             return ob_error(OB_ERR_NOMEM, "%s: out of memory", source);
-        cJSON_AddItemToObject(extra, item->string, cJSON_Duplicate(item, true));
+        cJSON *copy = cJSON_Duplicate(item, true);
+        if (!copy || !cJSON_AddItemToObject(cfg->extra, item->string, copy)) {
+            cJSON_Delete(copy);
+            return ob_error(OB_ERR_NOMEM, "%s: out of memory", source);
+        }
     }
-    cfg->extra = extra;
     return OB_OK;
 }
 
@@ -268,8 +270,8 @@ ob_status ob_config_validate(const ob_config *c, const char *source) {
           source, c->num_kv_heads, c->num_heads);
     int head_dim = c->hidden_size / c->num_heads;
     CHECK(!c->use_rope || head_dim % 2 == 0,
-          "%s: head_dim = hidden_size/num_heads = %d is odd, but use_rope needs an even head_dim", source,
-          head_dim);
+          "%s: field 'use_rope' = true needs an even head_dim, but hidden_size %d / num_heads %d = %d is odd",
+          source, c->hidden_size, c->num_heads, head_dim);
     CHECK(isfinite(c->layer_norm_eps) && c->layer_norm_eps > 0, "%s: field 'layer_norm_eps' = %g must be > 0",
           source, c->layer_norm_eps);
     CHECK(isfinite(c->rope_theta) && c->rope_theta > 0, "%s: field 'rope_theta' = %g must be > 0", source,
@@ -326,40 +328,51 @@ ob_status ob_config_load(const char *path, ob_config *cfg) {
     return st;
 }
 
+/* Builds the JSON tree to save; NULL when out of memory. Each cJSON_Add* call
+ * returns NULL on failure, so `ok` collects them all. */
 static cJSON *to_json(const ob_config *cfg) {
     cJSON *root = cJSON_CreateObject();
-    if (!root)
-        return NULL;
-    for (size_t i = 0; i < field_count; i++) {
+    bool ok = root != NULL;
+    for (size_t i = 0; i < field_count && ok; i++) {
         const field *f = &fields[i];
         const void *src = (const char *)cfg + f->offset;
         switch (f->type) {
-        case F_INT: cJSON_AddNumberToObject(root, f->name, *(const int *)src); break;
-        case F_I64: cJSON_AddNumberToObject(root, f->name, (double)*(const int64_t *)src); break;
-        case F_DOUBLE: cJSON_AddNumberToObject(root, f->name, *(const double *)src); break;
-        case F_BOOL: cJSON_AddBoolToObject(root, f->name, *(const bool *)src); break;
+        case F_INT: ok = cJSON_AddNumberToObject(root, f->name, *(const int *)src); break;
+        case F_I64: ok = cJSON_AddNumberToObject(root, f->name, (double)*(const int64_t *)src); break;
+        case F_DOUBLE: ok = cJSON_AddNumberToObject(root, f->name, *(const double *)src); break;
+        case F_BOOL: ok = cJSON_AddBoolToObject(root, f->name, *(const bool *)src); break;
         }
-        if (strcmp(f->name, "num_heads") == 0)
-            cJSON_AddNumberToObject(root, "num_kv_heads", cfg->num_kv_heads);
-        if (strcmp(f->name, "activation_bits") == 0) {
-            if (cfg->has_arenas)
-                cJSON_AddNumberToObject(root, "arenas_initial", cfg->arenas_initial);
-            else
-                cJSON_AddNullToObject(root, "arenas_initial");
-        }
+        if (ok && strcmp(f->name, "num_heads") == 0)
+            ok = cJSON_AddNumberToObject(root, "num_kv_heads", cfg->num_kv_heads);
+        if (ok && strcmp(f->name, "activation_bits") == 0)
+            ok = cfg->has_arenas ? cJSON_AddNumberToObject(root, "arenas_initial", cfg->arenas_initial) != NULL
+                                 : cJSON_AddNullToObject(root, "arenas_initial") != NULL;
     }
-    if (cfg->has_layer_bit_map) {
+    if (ok && cfg->has_layer_bit_map) {
         cJSON *map = cJSON_AddObjectToObject(root, "layer_bit_map");
-        cJSON_AddStringToObject(map, "embedding", ob_quant_mode_name(cfg->embedding_mode));
-        cJSON *modes = cJSON_AddArrayToObject(map, "layer_modes");
-        for (int i = 0; i < cfg->num_layers; i++)
-            cJSON_AddItemToArray(modes, cJSON_CreateString(ob_quant_mode_name((ob_quant_mode)cfg->layer_modes[i])));
-        if (cfg->has_lm_head_mode)
-            cJSON_AddStringToObject(map, "lm_head", ob_quant_mode_name(cfg->lm_head_mode));
+        ok = map && cJSON_AddStringToObject(map, "embedding", ob_quant_mode_name(cfg->embedding_mode));
+        cJSON *modes = ok ? cJSON_AddArrayToObject(map, "layer_modes") : NULL;
+        ok = modes != NULL;
+        for (int i = 0; i < cfg->num_layers && ok; i++) {
+            cJSON *name = cJSON_CreateString(ob_quant_mode_name((ob_quant_mode)cfg->layer_modes[i]));
+            ok = name && cJSON_AddItemToArray(modes, name);
+            if (!ok)
+                cJSON_Delete(name);
+        }
+        if (ok && cfg->has_lm_head_mode)
+            ok = cJSON_AddStringToObject(map, "lm_head", ob_quant_mode_name(cfg->lm_head_mode));
     }
-    if (cfg->extra)
-        for (const cJSON *item = ((const cJSON *)cfg->extra)->child; item; item = item->next)
-            cJSON_AddItemToObject(root, item->string, cJSON_Duplicate(item, true));
+    if (ok && cfg->extra)
+        for (const cJSON *item = ((const cJSON *)cfg->extra)->child; item && ok; item = item->next) {
+            cJSON *copy = cJSON_Duplicate(item, true);
+            ok = copy && cJSON_AddItemToObject(root, item->string, copy);
+            if (!ok)
+                cJSON_Delete(copy);
+        }
+    if (!ok) {
+        cJSON_Delete(root);
+        return NULL;
+    }
     return root;
 }
 
@@ -369,10 +382,8 @@ char *ob_config_to_json(const ob_config *cfg) {
         ob_error(OB_ERR_NOMEM, "config: out of memory");
         return NULL;
     }
-    char *text = cJSON_Print(root);
+    char *text = ob_json_print(root, true);
     cJSON_Delete(root);
-    if (!text)
-        ob_error(OB_ERR_NOMEM, "config: out of memory");
     return text;
 }
 
@@ -394,6 +405,32 @@ ob_status ob_config_copy(ob_config *dst, const ob_config *src) {
     if (src->extra && !(dst->extra = cJSON_Duplicate(src->extra, true)))
         return ob_error(OB_ERR_NOMEM, "config: out of memory");
     return OB_OK;
+}
+
+bool ob_config_equal(const ob_config *a, const ob_config *b) {
+    for (size_t i = 0; i < field_count; i++) {
+        const char *pa = (const char *)a + fields[i].offset, *pb = (const char *)b + fields[i].offset;
+        switch (fields[i].type) {
+        case F_INT: if (*(const int *)pa != *(const int *)pb) return false; break;
+        case F_I64: if (*(const int64_t *)pa != *(const int64_t *)pb) return false; break;
+        case F_DOUBLE: if (*(const double *)pa != *(const double *)pb) return false; break;
+        case F_BOOL: if (*(const bool *)pa != *(const bool *)pb) return false; break;
+        }
+    }
+    if (a->num_kv_heads != b->num_kv_heads || a->has_arenas != b->has_arenas ||
+        (a->has_arenas && a->arenas_initial != b->arenas_initial))
+        return false;
+    if (a->has_layer_bit_map != b->has_layer_bit_map)
+        return false;
+    if (a->has_layer_bit_map) {
+        if (a->embedding_mode != b->embedding_mode || a->has_lm_head_mode != b->has_lm_head_mode ||
+            (a->has_lm_head_mode && a->lm_head_mode != b->lm_head_mode) ||
+            memcmp(a->layer_modes, b->layer_modes, (size_t)a->num_layers) != 0)
+            return false;
+    }
+    if (!a->extra || !b->extra)
+        return !a->extra == !b->extra;
+    return cJSON_Compare(a->extra, b->extra, true);
 }
 
 int ob_config_head_dim(const ob_config *cfg) { return cfg->hidden_size / cfg->num_heads; }
