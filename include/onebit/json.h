@@ -45,6 +45,10 @@ ob_status ob_json_get_bool(const cJSON *obj, const char *key, const char *source
 /* *out points into the tree. */
 ob_status ob_json_get_string(const cJSON *obj, const char *key, const char *source, const char **out, bool *present);
 
+/* Records "source: field 'key' = VALUE must be WANTED, found TYPE" (VALUE is the
+ * item as JSON, shortened) and returns OB_ERR_FORMAT. `wanted`: "an integer". */
+ob_status ob_json_type_error(const cJSON *item, const char *key, const char *source, const char *wanted);
+
 /* True when a JSON number is an integer exactly representable in a double. */
 bool ob_json_is_integer(const cJSON *item);
 /* "a string", "an array", ... for messages. */

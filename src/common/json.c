@@ -33,7 +33,7 @@ static void snippet(const scanner *sc, char *out, size_t size) {
     size_t k = 0;
     for (size_t i = sc->i; i < sc->n && i < sc->i + 24 && k + 5 < size; i++) {
         unsigned char c = sc->s[i];
-        if (c >= 0x20 && c < 0x7F && c != '\'')
+        if (c >= 0x20 && c < 0x7F)
             out[k++] = (char)c;
         else
             k += (size_t)snprintf(out + k, size - k, "\\x%02X", c);
@@ -377,19 +377,24 @@ static const char *shown(const cJSON *item, char *buf, size_t size) {
     return buf;
 }
 
-static ob_status wrong_type(const cJSON *item, const char *key, const char *source, const char *wanted) {
+ob_status ob_json_type_error(const cJSON *item, const char *key, const char *source, const char *wanted) {
     char buf[64];
-    const char *found = cJSON_IsNumber(item) ? "a fractional number" : ob_json_type_name(item);
     return ob_error(OB_ERR_FORMAT, "%s: field '%s' = %s must be %s, found %s", source, key,
-                    shown(item, buf, sizeof buf), wanted, found);
+                    shown(item, buf, sizeof buf), wanted, ob_json_type_name(item));
 }
 
 ob_status ob_json_get_int(const cJSON *obj, const char *key, const char *source, int64_t *out, bool *present) {
     const cJSON *item = member(obj, key, present);
     if (!item)
         return OB_OK;
+    if (cJSON_IsNumber(item) && !ob_json_is_integer(item)) {
+        char buf[64];
+        const char *what = item->valuedouble == floor(item->valuedouble) ? "is beyond the exact integers of a double (2^53)"
+                                                                         : "must be an integer, found a fraction";
+        return ob_error(OB_ERR_FORMAT, "%s: field '%s' = %s %s", source, key, shown(item, buf, sizeof buf), what);
+    }
     if (!ob_json_is_integer(item))
-        return wrong_type(item, key, source, "an integer");
+        return ob_json_type_error(item, key, source, "an integer");
     *out = (int64_t)item->valuedouble;
     return OB_OK;
 }
@@ -399,7 +404,7 @@ ob_status ob_json_get_double(const cJSON *obj, const char *key, const char *sour
     if (!item)
         return OB_OK;
     if (!cJSON_IsNumber(item))
-        return wrong_type(item, key, source, "a number");
+        return ob_json_type_error(item, key, source, "a number");
     *out = item->valuedouble;
     return OB_OK;
 }
@@ -409,7 +414,7 @@ ob_status ob_json_get_bool(const cJSON *obj, const char *key, const char *source
     if (!item)
         return OB_OK;
     if (!cJSON_IsBool(item))
-        return wrong_type(item, key, source, "true or false");
+        return ob_json_type_error(item, key, source, "true or false");
     *out = cJSON_IsTrue(item);
     return OB_OK;
 }
@@ -420,7 +425,7 @@ ob_status ob_json_get_string(const cJSON *obj, const char *key, const char *sour
     if (!item)
         return OB_OK;
     if (!cJSON_IsString(item))
-        return wrong_type(item, key, source, "a string");
+        return ob_json_type_error(item, key, source, "a string");
     *out = item->valuestring;
     return OB_OK;
 }

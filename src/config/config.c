@@ -123,8 +123,7 @@ static ob_status read_field(const cJSON *root, const field *f, const char *sourc
 
 static ob_status parse_mode(const cJSON *item, const char *source, const char *what, ob_quant_mode *out) {
     if (!cJSON_IsString(item))
-        return ob_error(OB_ERR_FORMAT, "%s: field '%s' must be a mode name string, found %s", source, what,
-                        ob_json_type_name(item));
+        return ob_json_type_error(item, what, source, "a mode name string");
     if (!ob_quant_mode_parse(item->valuestring, out))
         return ob_error(OB_ERR_CONFIG,
                         "%s: field '%s' = \"%s\" is not a mode (f16, eightbit, fourbit, ternary, binary)", source,
@@ -136,8 +135,7 @@ static ob_status parse_layer_bit_map(const cJSON *map, const char *source, ob_co
     if (cJSON_IsNull(map))
         return OB_OK;
     if (!cJSON_IsObject(map))
-        return ob_error(OB_ERR_FORMAT, "%s: field 'layer_bit_map' must be an object, found %s", source,
-                        ob_json_type_name(map));
+        return ob_json_type_error(map, "layer_bit_map", source, "an object or null");
     cfg->has_layer_bit_map = true;
     cfg->embedding_mode = OB_MODE_F16;
     ob_status st;
@@ -153,8 +151,7 @@ static ob_status parse_layer_bit_map(const cJSON *map, const char *source, ob_co
             cfg->has_lm_head_mode = true;
         } else if (strcmp(item->string, "layer_modes") == 0) {
             if (!cJSON_IsArray(item))
-                return ob_error(OB_ERR_FORMAT, "%s: field 'layer_bit_map.layer_modes' must be an array, found %s",
-                                source, ob_json_type_name(item));
+                return ob_json_type_error(item, "layer_bit_map.layer_modes", source, "an array of mode names");
             int n = cJSON_GetArraySize(item);
             if (n != cfg->num_layers)
                 return ob_error(OB_ERR_CONFIG,
@@ -208,8 +205,7 @@ static ob_status from_json(const cJSON *root, const char *source, ob_config *cfg
     const cJSON *arenas = cJSON_GetObjectItemCaseSensitive(root, "arenas_initial");
     if (arenas && !cJSON_IsNull(arenas)) {
         if (!cJSON_IsNumber(arenas))
-            return ob_error(OB_ERR_FORMAT, "%s: field 'arenas_initial' must be a number or null, found %s", source,
-                            ob_json_type_name(arenas));
+            return ob_json_type_error(arenas, "arenas_initial", source, "a number or null");
         cfg->has_arenas = true;
         cfg->arenas_initial = arenas->valuedouble;
     }
@@ -243,6 +239,17 @@ static ob_status from_json(const cJSON *root, const char *source, ob_config *cfg
             return ob_error(OB_ERR_CONFIG, __VA_ARGS__);  \
     } while (0)
 
+/* A number in a message appears as the file would write it (the shortest exact
+ * form), so that 1.0000001 is never shown as "1". */
+static ob_status bad_number(const char *source, const char *name, double v, const char *rule) {
+    char text[40];
+    if (isfinite(v))
+        ob_json_format_number(v, text, sizeof text);
+    else
+        snprintf(text, sizeof text, "%g", v);
+    return ob_error(OB_ERR_CONFIG, "%s: field '%s' = %s %s", source, name, text, rule);
+}
+
 /* Upper bounds keep a hostile file from asking for absurd allocations. */
 ob_status ob_config_validate(const ob_config *c, const char *source) {
     static const struct {
@@ -272,25 +279,33 @@ ob_status ob_config_validate(const ob_config *c, const char *source) {
     CHECK(!c->use_rope || head_dim % 2 == 0,
           "%s: field 'use_rope' = true needs an even head_dim, but hidden_size %d / num_heads %d = %d is odd",
           source, c->hidden_size, c->num_heads, head_dim);
-    CHECK(isfinite(c->layer_norm_eps) && c->layer_norm_eps > 0, "%s: field 'layer_norm_eps' = %g must be > 0",
-          source, c->layer_norm_eps);
-    CHECK(isfinite(c->rope_theta) && c->rope_theta > 0, "%s: field 'rope_theta' = %g must be > 0", source,
-          c->rope_theta);
-    CHECK(isfinite(c->latent_clamp_max) && c->latent_clamp_max > 0,
-          "%s: field 'latent_clamp_max' = %g must be > 0", source, c->latent_clamp_max);
-    CHECK(isfinite(c->ste_scale_factor) && c->ste_scale_factor > 0,
-          "%s: field 'ste_scale_factor' = %g must be > 0", source, c->ste_scale_factor);
-    CHECK(c->anneal_fraction >= 0 && c->anneal_fraction <= 1,
-          "%s: field 'anneal_fraction' = %g must be within [0, 1]", source, c->anneal_fraction);
+    static const struct {
+        const char *name;
+        size_t offset;
+    } positive[] = {
+        {"layer_norm_eps", offsetof(ob_config, layer_norm_eps)},
+        {"rope_theta", offsetof(ob_config, rope_theta)},
+        {"latent_clamp_max", offsetof(ob_config, latent_clamp_max)},
+        {"ste_scale_factor", offsetof(ob_config, ste_scale_factor)},
+    };
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++) {
+        double v = *(const double *)((const char *)c + positive[i].offset);
+        if (!(isfinite(v) && v > 0))
+            return bad_number(source, positive[i].name, v, "must be > 0");
+    }
+    if (!(c->anneal_fraction >= 0 && c->anneal_fraction <= 1))
+        return bad_number(source, "anneal_fraction", c->anneal_fraction, "must be within [0, 1]");
     CHECK(c->activation_bits == 0 || (c->activation_bits >= 2 && c->activation_bits <= 8),
           "%s: field 'activation_bits' = %d must be 0 (off) or between 2 and 8", source, c->activation_bits);
-    CHECK(!c->has_arenas || (isfinite(c->arenas_initial) && c->arenas_initial >= 0),
-          "%s: field 'arenas_initial' = %g must be >= 0 (or null to disable)", source, c->arenas_initial);
+    if (c->has_arenas && !(isfinite(c->arenas_initial) && c->arenas_initial >= 0))
+        return bad_number(source, "arenas_initial", c->arenas_initial, "must be >= 0 (or null to disable)");
     CHECK(c->arenas_anneal_steps > 0, "%s: field 'arenas_anneal_steps' = %lld must be positive", source,
           (long long)c->arenas_anneal_steps);
     if (c->has_layer_bit_map) {
         CHECK((unsigned)c->embedding_mode <= OB_MODE_BINARY, "%s: field 'layer_bit_map.embedding' is invalid",
               source);
+        CHECK(!c->has_lm_head_mode || (unsigned)c->lm_head_mode <= OB_MODE_BINARY,
+              "%s: field 'layer_bit_map.lm_head' is invalid", source);
         for (int i = 0; i < c->num_layers; i++)
             CHECK(c->layer_modes[i] <= OB_MODE_BINARY, "%s: field 'layer_bit_map.layer_modes[%d]' is invalid",
                   source, i);
@@ -407,6 +422,9 @@ ob_status ob_config_copy(ob_config *dst, const ob_config *src) {
     return OB_OK;
 }
 
+/* num_layers as an index bound even in a config that failed validation. */
+static int ob_clamp_layers(int n) { return n < 0 ? 0 : n > OB_MAX_LAYERS ? OB_MAX_LAYERS : n; }
+
 bool ob_config_equal(const ob_config *a, const ob_config *b) {
     for (size_t i = 0; i < field_count; i++) {
         const char *pa = (const char *)a + fields[i].offset, *pb = (const char *)b + fields[i].offset;
@@ -425,7 +443,7 @@ bool ob_config_equal(const ob_config *a, const ob_config *b) {
     if (a->has_layer_bit_map) {
         if (a->embedding_mode != b->embedding_mode || a->has_lm_head_mode != b->has_lm_head_mode ||
             (a->has_lm_head_mode && a->lm_head_mode != b->lm_head_mode) ||
-            memcmp(a->layer_modes, b->layer_modes, (size_t)a->num_layers) != 0)
+            memcmp(a->layer_modes, b->layer_modes, (size_t)ob_clamp_layers(a->num_layers)) != 0)
             return false;
     }
     if (!a->extra || !b->extra)
