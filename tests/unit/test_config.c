@@ -4,7 +4,6 @@
  * unknown fields, layer_bit_map, OneBit-LLM's own config format and the
  * init-config hint for a missing file. Random inputs come from a fresh seed
  * each run (printed; set ONEBIT_TEST_SEED to replay one). */
-#define _GNU_SOURCE /* vasprintf */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
