@@ -11,6 +11,13 @@
 
 #include "onebit/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#ifdef __cplusplus
+}
+#endif
+#endif
+
 /* ../shared/data (from $ONEBIT_DATA_DIR). */
 const char *tu_data_dir(void);
 /* Heap path "<data dir>/<rel>". */
@@ -58,4 +65,7 @@ const char *tu_python(void);
             fail_msg("%s: message '%s' lacks '%s'", #expr, ob_last_error(), (needle));               \
     } while (0)
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,59 @@
+/* State of the CUDA backend: the model's buffers on one GPU and the saved
+ * activations of a pass (mirrors src/cpu/cpu_model.c, with bf16 where the CPU
+ * has float, and fp32 for the residual stream, statistics and gradients). */
+#ifndef ONEBIT_CUDA_STATE_CUH
+#define ONEBIT_CUDA_STATE_CUH
+
+#include "cuda/gemm.cuh"
+#include "cuda/kernels.cuh"
+
+typedef struct {
+    float *x, *a;                       /* residual entering the layer, after attention [N,H] */
+    float *mean1, *rstd1, *mean2, *rstd2;
+    bf16 *n1, *x1q, *n2, *x2q;          /* norm outputs and their quantised forms [N,H] */
+    bf16 *qpre, *kpre;                  /* before QK-norm */
+    float *rq, *rk;
+    bf16 *q, *k, *v;                    /* as attention sees them */
+    float *lse;                         /* [B,nh,T] */
+    bf16 *o, *oq;
+    bf16 *u, *g, *h, *hq;               /* FFN [N,F] */
+} gpu_layer;
+
+typedef struct {
+    const ob_model *m;
+    int device;
+    int B, T;               /* capacity */
+    cudaStream_t stream;
+    ob_gemm *gemm;
+    ob_gpu_wquant *wq;
+    int *matrix_of;          /* parameter index → quantiser matrix index (-1: a vector) */
+    float *params, *grads, *mom_m, *mom_v; /* fp32, model layout */
+    bf16 *w_eff, *wc;        /* effective weights, clamped latent weights (Arenas) */
+    ob_gpu_qstats *stats;    /* per matrix */
+    ob_gpu_param_seg *segs;  /* per parameter */
+    gpu_layer *layers;
+    float *xf, *meanf, *rstdf;
+    bf16 *nf, *nfq;
+    float *dres;             /* [N,H] gradient of the residual stream */
+    bf16 *dtmp, *dn, *dq, *dk, *dv, *df1, *df2, *df3;
+    float *delta;
+    float *scratch;          /* soft-regime weight gradients (largest matrix) */
+    float *logits;           /* [chunk, V] */
+    bf16 *dlogits;
+    int chunk;
+    float *row_loss, *row_plain;
+    float *partials;         /* norm/gain gradient partial sums */
+    double *sum_partials, *sums;
+    float *rope_cos, *rope_sin;
+    int32_t *tokens, *targets, *emb_order, *emb_starts, *emb_ids;
+    int32_t *host_order, *host_starts, *host_ids, *host_count;
+    const ob_step_info *step;
+    float *host_logits;      /* eval with logits: destination on the host */
+} gpu_state;
+
+/* Forward (and backward when `train`) of one batch; losses as means over tokens. */
+ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targets, int B, int T,
+                      const ob_step_info *step, bool train, float grad_scale, double *loss, double *plain,
+                      float *host_logits);
+
+#endif
