@@ -5,6 +5,7 @@
 #include "onebit/args.h"
 #include "onebit/common.h"
 #include "onebit/config.h"
+#include "onebit/data.h"
 #include "onebit/json.h"
 #include "onebit/tokenizer.h"
 

@@ -95,6 +95,19 @@ cmp -s "$tmp/dirout/d_train_000000.bin" "$tmp/filesout/d_train_000000.bin" || fa
 want="$eos $(printf 'First file.\n' | "$bin" tokenizer encode --tokenizer "$tok") $eos $(printf 'Second file.\n' | "$bin" tokenizer encode --tokenizer "$tok")"
 [ "$(tokens_of "$tmp/dirout/d_train_000000.bin")" = "$want" ] || fail "directory tokens"
 
+gutenberg=$data/gutenberg/valid
+if [ -d "$gutenberg" ]; then
+  echo "-- a directory of books (many pieces each): the tokens of each file as encoded whole"
+  tokenize --input "$gutenberg" --output-dir "$tmp/books" --prefix books --val-fraction 0 > "$tmp/books.out"
+  want="" files=0
+  for f in $(find "$gutenberg" -type f ! -name '.*' | LC_ALL=C sort); do
+    want="$want $eos $("$bin" tokenizer encode --tokenizer "$tok" < "$f")"
+    files=$((files + 1))
+  done
+  [ "$(tokens_of "$tmp/books/books_train_000000.bin")" = "${want# }" ] || fail "book tokens differ from whole-file encodes"
+  grep -q "tokenized $files files" "$tmp/books.out" || fail "books summary: $(cat "$tmp/books.out")"
+fi
+
 echo "-- OneBit-LLM TKN2 files convert to shards unchanged"
 "$py" - "$tmp/encode.txt" "$tmp/x.tokens" <<'EOF'
 import struct, sys
