@@ -695,6 +695,10 @@ static void test_documents(void **state) {
     p = tu_write_text(dir, "x.tokens", "TKN2........");
     assert_fails_with(read_docs(p, OB_INPUT_AUTO, OB_DOC_SPLIT_FILE, NULL, &d), OB_ERR_INVALID_ARG, "TKN2");
     free(p);
+    p = ob_path_join(dir, "pipe");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_fails_with(read_docs(p, OB_INPUT_AUTO, OB_DOC_SPLIT_FILE, NULL, &d), OB_ERR_IO, "pipe: not a regular file");
+    free(p);
     if (getuid() != 0) {
         p = tu_write_text(dir, "locked.txt", "secret");
         assert_int_equal(chmod(p, 0), 0);
