@@ -95,6 +95,19 @@ cmp -s "$tmp/dirout/d_train_000000.bin" "$tmp/filesout/d_train_000000.bin" || fa
 want="$eos $(printf 'First file.\n' | "$bin" tokenizer encode --tokenizer "$tok") $eos $(printf 'Second file.\n' | "$bin" tokenizer encode --tokenizer "$tok")"
 [ "$(tokens_of "$tmp/dirout/d_train_000000.bin")" = "$want" ] || fail "directory tokens"
 
+gutenberg=$data/gutenberg/valid
+if [ -d "$gutenberg" ]; then
+  echo "-- a directory of books (many pieces each): the tokens of each file as encoded whole"
+  tokenize --input "$gutenberg" --output-dir "$tmp/books" --prefix books --val-fraction 0 > "$tmp/books.out"
+  want="" files=0
+  for f in $(find "$gutenberg" -type f ! -name '.*' | LC_ALL=C sort); do
+    want="$want $eos $("$bin" tokenizer encode --tokenizer "$tok" < "$f")"
+    files=$((files + 1))
+  done
+  [ "$(tokens_of "$tmp/books/books_train_000000.bin")" = "${want# }" ] || fail "book tokens differ from whole-file encodes"
+  grep -q "tokenized $files files" "$tmp/books.out" || fail "books summary: $(cat "$tmp/books.out")"
+fi
+
 echo "-- OneBit-LLM TKN2 files convert to shards unchanged"
 "$py" - "$tmp/encode.txt" "$tmp/x.tokens" <<'EOF'
 import struct, sys
@@ -114,6 +127,15 @@ fi
 grep -q "use --force" "$tmp/e" || fail "no --force hint: $(cat "$tmp/e")"
 tokenize --input "$text" --output-dir "$tmp/split1" --doc-split blank-line --val-fraction 0.1 --seed 7 --force > /dev/null
 ls "$tmp/split1"/input_train_*.bin | wc -l | grep -qx 1 || fail "stale shards left: $(ls "$tmp/split1")"
+# A missing input is caught before anything is deleted; a run that fails later
+# leaves no shards of the prefix at all (neither old nor partial new ones).
+if tokenize --input "$tmp/none.txt" --output-dir "$tmp/split1" --force > /dev/null 2>&1; then fail "missing input"; fi
+[ -f "$tmp/split1/input_train_000000.bin" ] || fail "a failed check deleted the old shards"
+printf 'abc\0' > "$tmp/nul.txt"
+if tokenize --input "$text" "$tmp/nul.txt" --output-dir "$tmp/split1" --force --shard-tokens 1000 > /dev/null 2>&1; then
+  fail "binary input accepted"
+fi
+[ -z "$(ls "$tmp/split1" | grep '\.bin$')" ] || fail "a failed --force run left shards: $(ls "$tmp/split1")"
 
 echo "-- bad input fails and names the file (and the value)"
 printf 'abc\0def' > "$tmp/binary.txt"

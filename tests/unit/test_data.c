@@ -255,16 +255,16 @@ typedef struct fixture {
     ob_dataset *ds;
 } fixture;
 
-/* Shards a_train_000000..3 with random lengths (one empty, one uint32), plus
- * decoys that must not join the dataset. */
+/* Shards a_train_000000..4 with random lengths (empty ones in the middle and
+ * at the end, one uint32), plus decoys that must not join the dataset. */
 static void make_fixture(fixture *f, ob_rng *rng, uint32_t below) {
     memset(f, 0, sizeof *f);
     f->dir = tu_make_temp_dir();
-    size_t lengths[4] = {300 + ob_rng_below(rng, 900), 0, 1 + ob_rng_below(rng, 40), 300 + ob_rng_below(rng, 900)};
+    size_t lengths[5] = {300 + ob_rng_below(rng, 900), 0, 1 + ob_rng_below(rng, 40), 300 + ob_rng_below(rng, 900), 0};
     f->count = lengths[0] + lengths[1] + lengths[2] + lengths[3];
     f->tokens = random_ids(rng, f->count, below);
     size_t at = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         char name[64];
         snprintf(name, sizeof name, "a_train_%06d.bin", i);
         char *path = ob_path_join(f->dir, name);
@@ -296,7 +296,7 @@ static void test_dataset_multi_shard(void **state) {
     ob_rng_seed(&rng, fresh_seed());
     fixture f;
     make_fixture(&f, &rng, 65536);
-    assert_int_equal(ob_dataset_num_shards(f.ds), 4);
+    assert_int_equal(ob_dataset_num_shards(f.ds), 5);
     assert_int_equal(ob_dataset_num_tokens(f.ds), f.count);
     assert_non_null(strstr(ob_dataset_shard_path(f.ds, 3), "a_train_000003.bin"));
     /* Reads crossing shard boundaries (and the empty shard) match. */
@@ -313,8 +313,8 @@ static void test_dataset_multi_shard(void **state) {
     /* A directory takes every train shard of every prefix. */
     ob_dataset *all;
     assert_ok(ob_dataset_open_split(f.dir, "train", &all));
-    assert_int_equal(ob_dataset_num_shards(all), 5);
-    assert_non_null(strstr(ob_dataset_shard_path(all, 4), "b_train_000000.bin"));
+    assert_int_equal(ob_dataset_num_shards(all), 6);
+    assert_non_null(strstr(ob_dataset_shard_path(all, 5), "b_train_000000.bin"));
     ob_dataset_free(all);
     char *val = ob_path_join(f.dir, "a");
     assert_ok(ob_dataset_open_split(val, "val", &all));
@@ -694,6 +694,10 @@ static void test_documents(void **state) {
     free(p);
     p = tu_write_text(dir, "x.tokens", "TKN2........");
     assert_fails_with(read_docs(p, OB_INPUT_AUTO, OB_DOC_SPLIT_FILE, NULL, &d), OB_ERR_INVALID_ARG, "TKN2");
+    free(p);
+    p = ob_path_join(dir, "pipe");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_fails_with(read_docs(p, OB_INPUT_AUTO, OB_DOC_SPLIT_FILE, NULL, &d), OB_ERR_IO, "pipe: not a regular file");
     free(p);
     if (getuid() != 0) {
         p = tu_write_text(dir, "locked.txt", "secret");
