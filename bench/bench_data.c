@@ -11,7 +11,6 @@
  *
  * Defaults: all cores, 5 repeats, B 16, T 1024, the Gutenberg valid books in
  * $ONEBIT_DATA_DIR (or ../shared/data) with the GPT-2 tokenizer there. */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <omp.h>
 #include <stdio.h>
