@@ -118,6 +118,11 @@ int main(int argc, char **argv) {
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("onebit %s\n", OB_VERSION_STRING);
+#ifdef ONEBIT_HAVE_CUDA
+        printf("CUDA backend: built, %s\n", ob_cuda_available() ? "a GPU is visible" : "no GPU visible");
+#else
+        printf("CUDA backend: not built\n");
+#endif
         return 0;
     }
     const command *c = find_command(name);

@@ -77,6 +77,9 @@ ob_status ob_backend_create(const char *device, const ob_model *m, int max_batch
 void ob_backend_free(ob_backend *b);
 /* True when this build has the CUDA backend and a GPU is visible. */
 bool ob_cuda_available(void);
+/* Device memory in use (all allocations of this process and others) and in
+ * total on GPU `device`; for memory reports. */
+ob_status ob_cuda_memory(int device, size_t *used, size_t *total);
 
 ob_status ob_cpu_backend_create(const ob_model *m, int max_batch, int max_seq, ob_backend **out) OB_NODISCARD;
 ob_status ob_cuda_backend_create(int device, const ob_model *m, int max_batch, int max_seq,

@@ -4,6 +4,12 @@
 
 bool ob_cuda_available(void) { return false; }
 
+ob_status ob_cuda_memory(int device, size_t *used, size_t *total) {
+    (void)device;
+    *used = *total = 0;
+    return ob_error(OB_ERR_UNSUPPORTED, "this build of onebit has no CUDA backend");
+}
+
 ob_status ob_cuda_backend_create(int device, const ob_model *m, int max_batch, int max_seq, ob_backend **out) {
     (void)device, (void)m, (void)max_batch, (void)max_seq;
     *out = NULL;

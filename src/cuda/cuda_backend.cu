@@ -11,6 +11,15 @@ extern "C" bool ob_cuda_available(void) {
     return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
+extern "C" ob_status ob_cuda_memory(int device, size_t *used, size_t *total) {
+    size_t free_bytes = 0;
+    *used = *total = 0;
+    OB_CUDA_TRY(cudaSetDevice(device));
+    OB_CUDA_TRY(cudaMemGetInfo(&free_bytes, total));
+    *used = *total - free_bytes;
+    return OB_OK;
+}
+
 /* Device allocations are recorded so that destroy can free them all. */
 typedef struct {
     gpu_state st;

@@ -82,7 +82,7 @@ static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
         }
     }
-    ob_gemm_args g = ob_gemm_dytx(dw, CUDA_R_32F, dy, quantised(p, prm) ? xq : x, n, in, out);
+    ob_gemm_args g = ob_gemm_dytx(dw, CUDA_R_32F, dy, act_bits(p, prm) ? xq : x, n, in, out);
     g.beta = 1.0f;
     if (soft(p, prm)) {
         g.d = st->scratch;

@@ -24,6 +24,7 @@ struct ob_gpu_wquant {
     double *partials;                   /* [num_blocks][2] */
     double *soft_partials;              /* [largest matrix's blocks + 1][4] */
     int max_rows;
+    bool has_rowwise; /* any eightbit/fourbit matrix */
 };
 
 ob_status ob_gpu_wquant_create(const ob_gpu_matrix *mats, int count, ob_gpu_wquant **out) {
@@ -47,6 +48,8 @@ ob_status ob_gpu_wquant_create(const ob_gpu_matrix *mats, int count, ob_gpu_wqua
             most = here;
         if (mats[i].rows > q->max_rows)
             q->max_rows = mats[i].rows;
+        if (mats[i].mode == OB_MODE_EIGHTBIT || mats[i].mode == OB_MODE_FOURBIT)
+            q->has_rowwise = true;
     }
     q->first_block_h[count] = nb;
     q->num_blocks = nb;
@@ -280,8 +283,10 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
                                                                          q->count, dynamic, quantised, residual, stats);
     apply_quant<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, stats, w_eff, wc, dynamic, clamp,
                                                     sharpness, quantised);
-    dim3 grid(ob_blocks((size_t)q->max_rows, 8), (unsigned)q->count);
-    per_row_quant<<<grid, 256, 0, s>>>(w, q->mats_d, q->count, w_eff, clamp, quantised, q->max_rows);
+    if (q->has_rowwise && quantised) {
+        dim3 grid(ob_blocks((size_t)q->max_rows, 8), (unsigned)q->count);
+        per_row_quant<<<grid, 256, 0, s>>>(w, q->mats_d, q->count, w_eff, clamp, quantised, q->max_rows);
+    }
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

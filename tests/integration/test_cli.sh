@@ -35,7 +35,9 @@ want_version=$(sed -n 's/^project(onebit VERSION \([0-9.]*\).*/\1/p' "$src/CMake
 for form in --version version; do
   run "$onebit" $form
   expect_rc 0 "onebit $form"
-  [ "$out" = "onebit $want_version" ] || fail "onebit $form printed '$out', wanted 'onebit $want_version'"
+  [ "$(printf '%s\n' "$out" | head -1)" = "onebit $want_version" ] ||
+    fail "onebit $form printed '$out', wanted 'onebit $want_version' first"
+  printf '%s\n' "$out" | grep -q '^CUDA backend: ' || fail "onebit $form does not say whether CUDA is built"
 done
 
 run "$onebit"

@@ -7,16 +7,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "onebit/common.h"
 
 #ifdef __cplusplus
 extern "C" {
-#ifdef __cplusplus
-}
 #endif
-#endif
+#include <cmocka.h>
 
 /* ../shared/data (from $ONEBIT_DATA_DIR). */
 const char *tu_data_dir(void);
