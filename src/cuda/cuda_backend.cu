@@ -264,6 +264,7 @@ static ob_status gpu_grad_norm(ob_backend *b, double *norm) {
 static ob_status gpu_adamw(ob_backend *b, const ob_adamw *o) {
     gpu_state *st = &impl(b)->st;
     OB_CUDA_TRY(cudaSetDevice(st->device));
+    ob_gpu_profile_mark(&st->prof, st->stream, "adamw");
     return ob_gpu_adamw(st->params, st->grads, st->mom_m, st->mom_v, st->segs, b->model->num_params,
                         (int64_t)b->model->num_floats, o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->step,
                         o->grad_scale, (float)b->model->cfg.latent_clamp_max, st->stream);
@@ -290,6 +291,7 @@ static void gpu_destroy(ob_backend *b) {
         cudaSetDevice(st->device);
         if (st->stream)
             cudaStreamSynchronize(st->stream);
+        ob_gpu_profile_report(&st->prof);
         for (int i = 0; i < g->num_allocs; i++)
             cudaFree(g->allocs[i]);
         free(g->allocs);
@@ -342,6 +344,7 @@ extern "C" ob_status ob_cuda_backend_create(int device, const ob_model *m, int m
     st->device = device;
     st->B = max_batch;
     st->T = max_seq;
+    ob_gpu_profile_init(&st->prof);
     ob_status s = OB_OK;
     if (cudaSetDevice(device) != cudaSuccess || cudaStreamCreate(&st->stream) != cudaSuccess)
         s = ob_error(OB_ERR_DEVICE, "device 'cuda:%d': cannot create a stream", device);

@@ -13,6 +13,8 @@ typedef struct {
     int N;
 } pass;
 
+#define MARK(label) ob_gpu_profile_mark(&p->st->prof, p->st->stream, label)
+
 static const ob_param *param(const pass *p, int idx) { return &p->st->m->params[idx]; }
 
 static bool quantised(const pass *p, const ob_param *prm) {
@@ -134,31 +136,41 @@ static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next
     int hd = ob_config_head_dim(c);
     float r = residual_factor(c), eps = (float)c->layer_norm_eps;
     int pq = lp->proj[OB_PROJ_Q];
+    MARK("fwd norm+quant");
     OB_STATUS_TRY(norm_quant(p, lp->input_norm, pq, a->x, a->n1, a->x1q, a->mean1, a->rstd1));
     const bf16 *x1 = input_of(p, pq, a->n1, a->x1q);
+    MARK("fwd gemm qkv");
     OB_STATUS_TRY(linear_forward(p, pq, a->n1, x1, N, a->q, NULL, r));
     OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_K], a->n1, x1, N, a->k, NULL, r));
     OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_V], a->n1, x1, N, a->v, NULL, r));
     const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
     const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
+    MARK("fwd qk-norm+rope");
     OB_STATUS_TRY(ob_gpu_qk_forward(a->q, a->qpre, a->rq, gq, st->rope_cos, st->rope_sin, B, T, nh, hd, eps,
                                     c->use_qk_norm, c->use_rope, st->stream));
     OB_STATUS_TRY(ob_gpu_qk_forward(a->k, a->kpre, a->rk, gk, st->rope_cos, st->rope_sin, B, T, nkv, hd, eps,
                                     c->use_qk_norm, c->use_rope, st->stream));
+    MARK("fwd attention");
     OB_STATUS_TRY(ob_gpu_attention_forward(a->o, a->lse, a->q, a->k, a->v, B, T, nh, nkv, hd, st->stream));
     int po = lp->proj[OB_PROJ_O];
+    MARK("fwd act quant");
     if (act_bits(p, param(p, po)))
         OB_STATUS_TRY(ob_gpu_act_quant(a->oq, a->o, N, H, act_bits(p, param(p, po)), st->stream));
+    MARK("fwd gemm o");
     OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, a->oq), N, a->a, a->x, r));
     int pu = lp->proj[OB_PROJ_UP];
+    MARK("fwd norm+quant");
     OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->n2, a->x2q, a->mean2, a->rstd2));
     const bf16 *x2 = input_of(p, pu, a->n2, a->x2q);
+    MARK("fwd gemm up/gate");
     OB_STATUS_TRY(linear_forward(p, pu, a->n2, x2, N, a->u, NULL, r));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     if (act == 2)
         OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, NULL, r));
     int pd = lp->proj[OB_PROJ_DOWN];
+    MARK("fwd ffn act+quant");
     OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, a->hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
+    MARK("fwd gemm down");
     return linear_forward(p, pd, a->h, input_of(p, pd, a->h, a->hq), N, x_next, a->a, r);
 }
 
@@ -176,33 +188,44 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     bool ln = !c->use_subln;
     cudaStream_t s = st->stream;
     int pd = lp->proj[OB_PROJ_DOWN], pu = lp->proj[OB_PROJ_UP], pg = lp->proj[OB_PROJ_GATE];
+    MARK("bwd convert");
     OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
+    MARK("bwd gemm down");
     OB_STATUS_TRY(linear_backward(p, pd, a->h, a->hq, st->dtmp, N, st->df1, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
+    MARK("bwd ffn act");
     OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));
+    MARK("bwd gemm up/gate");
     OB_STATUS_TRY(linear_backward(p, pu, a->n2, a->x2q, st->df2, N, st->dn, false));
     if (act == 2)
         OB_STATUS_TRY(linear_backward(p, pg, a->n2, a->x2q, st->df3, N, st->dn, true));
+    MARK("bwd norm");
     OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->grads + param(p, lp->post_norm)->offset, st->partials,
                                        st->dn, a->a, st->params + param(p, lp->post_norm)->offset, a->mean2,
                                        a->rstd2, N, H, ln, s));
+    MARK("bwd convert");
     OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
     int po = lp->proj[OB_PROJ_O];
+    MARK("bwd gemm o");
     OB_STATUS_TRY(linear_backward(p, po, a->o, a->oq, st->dtmp, N, st->dn, false));
+    MARK("bwd attention");
     OB_STATUS_TRY(ob_gpu_attention_backward(st->dq, st->dk, st->dv, st->dn, a->o, a->lse, a->q, a->k, a->v,
                                             st->delta, B, T, nh, nkv, hd, s));
     const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
     const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
     float *dgq = c->use_qk_norm ? st->grads + param(p, lp->q_norm)->offset : NULL;
     float *dgk = c->use_qk_norm ? st->grads + param(p, lp->k_norm)->offset : NULL;
+    MARK("bwd qk-norm+rope");
     OB_STATUS_TRY(ob_gpu_qk_backward(st->dq, dgq, st->partials, a->qpre, a->rq, gq, st->rope_cos, st->rope_sin, B, T,
                                      nh, hd, c->use_qk_norm, c->use_rope, s));
     OB_STATUS_TRY(ob_gpu_qk_backward(st->dk, dgk, st->partials, a->kpre, a->rk, gk, st->rope_cos, st->rope_sin, B, T,
                                      nkv, hd, c->use_qk_norm, c->use_rope, s));
     int pq = lp->proj[OB_PROJ_Q];
+    MARK("bwd gemm qkv");
     OB_STATUS_TRY(linear_backward(p, pq, a->n1, a->x1q, st->dq, N, st->dn, false));
     OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_K], a->n1, a->x1q, st->dk, N, st->dn, true));
     OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_V], a->n1, a->x1q, st->dv, N, st->dn, true));
+    MARK("bwd norm");
     return ob_gpu_norm_backward(st->dres, true, st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn,
                                 a->x, st->params + param(p, lp->input_norm)->offset, a->mean1, a->rstd1, N, H, ln, s);
 }
@@ -337,10 +360,12 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
     int distinct;
     OB_STATUS_TRY(upload_tokens(st, inputs, targets, N, &distinct));
     bool fp = step->regime == OB_REGIME_FP;
+    ob_gpu_profile_mark(&st->prof, s, "weight quantisers");
     OB_STATUS_TRY(ob_gpu_wquant_run(st->wq, st->params, st->w_eff, step->arenas > 0 && !fp ? st->wc : NULL, st->stats,
                                     c->use_dynamic_threshold, (float)c->latent_clamp_max, step->sharpness, !fp,
                                     step->regime == OB_REGIME_SOFT, residual_factor(c), s));
     const ob_param *e = param(&p, m->embed);
+    ob_gpu_profile_mark(&st->prof, s, "embedding");
     OB_STATUS_TRY(ob_gpu_embed_forward(st->layers[0].x, st->tokens, st->w_eff + e->offset, scale_of(&p, m->embed, false),
                                        m->positions >= 0 ? st->params + param(&p, m->positions)->offset : NULL, N, T,
                                        H, s));
@@ -353,7 +378,9 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
                                       st->params + param(&p, m->final_norm)->offset, N, H, (float)c->layer_norm_eps,
                                       !c->use_subln, bits, s));
     st->host_logits = host_logits;
+    ob_gpu_profile_mark(&st->prof, s, "head + loss");
     OB_STATUS_TRY(head_and_loss(&p, train, grad_scale));
+    ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");
     OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, s));
     OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, s));
     if (train) {
@@ -362,12 +389,14 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
                                            st->rstdf, N, H, !c->use_subln, s));
         for (int l = L - 1; l >= 0; l--)
             OB_STATUS_TRY(layer_backward(&p, l, B, T));
+        ob_gpu_profile_mark(&st->prof, s, "embedding backward, mask");
         OB_STATUS_TRY(embed_backward(&p, B, T, distinct));
         if (!fp)
             OB_STATUS_TRY(ob_gpu_mask_clamped(st->wq, st->params, st->grads, (float)c->latent_clamp_max, s));
     }
     double sums[2];
     OB_CUDA_TRY(cudaMemcpyAsync(sums, st->sums, sizeof sums, cudaMemcpyDeviceToHost, s));
+    ob_gpu_profile_flush(&st->prof, s);
     OB_CUDA_TRY(cudaStreamSynchronize(s));
     *loss = sums[0] / N;
     if (plain)

@@ -6,6 +6,7 @@
 
 #include "cuda/gemm.cuh"
 #include "cuda/kernels.cuh"
+#include "cuda/profile.cuh"
 
 typedef struct {
     float *x, *a;                       /* residual entering the layer, after attention [N,H] */
@@ -49,6 +50,7 @@ typedef struct {
     int32_t *host_order, *host_starts, *host_ids, *host_count;
     const ob_step_info *step;
     float *host_logits;      /* eval with logits: destination on the host */
+    ob_gpu_profile prof;
 } gpu_state;
 
 /* Forward (and backward when `train`) of one batch; losses as means over tokens. */

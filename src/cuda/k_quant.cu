@@ -194,9 +194,10 @@ __global__ void stats_finish_alpha(const ob_gpu_matrix *mats, const int *first, 
     stats[i].scale_r = scale * residual;
 }
 
-/* Pass 4: effective weights. Hard ternary/binary write the codes (the scale is
- * the GEMM's alpha); soft writes σ·f(u); f16/full precision the latent value;
- * 8/4-bit rows are handled by per_row_quant. */
+/* Pass 4: effective weights (and the clamped latent weights for Arenas). Hard
+ * ternary/binary write the codes (the scale is the GEMM's alpha); soft writes
+ * σ·f(u); f16/full precision the latent value; 8/4-bit rows are left to
+ * per_row_quant. */
 __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qblock *blocks, const ob_gpu_qstats *stats,
                             bf16 *w_eff, bf16 *wc, bool dynamic, float clamp, float a, bool quantised) {
     qblock b = blocks[blockIdx.x];
@@ -205,8 +206,7 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
     const float *m = w + mat.offset;
     bf16 *out = w_eff + mat.offset;
     bool quant = quantised && mat.mode != OB_MODE_F16;
-    if (quant && (mat.mode == OB_MODE_EIGHTBIT || mat.mode == OB_MODE_FOURBIT))
-        return;
+    bool rowwise = quant && (mat.mode == OB_MODE_EIGHTBIT || mat.mode == OB_MODE_FOURBIT);
     float delta = 0.7f * st.beta;
     float theta = dynamic ? 0.7f : 0.5f;
     float sigma = mat.mode == OB_MODE_BINARY ? st.beta : (dynamic ? st.alpha : st.beta);
@@ -214,6 +214,8 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
         float c = clampf(m[i], clamp), v;
         if (wc)
             wc[mat.offset + i] = __float2bfloat16(c);
+        if (rowwise) /* per_row_quant writes these */
+            continue;
         if (!quant) {
             v = m[i];
         } else if (mat.soft) {
