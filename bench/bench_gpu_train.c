@@ -93,9 +93,12 @@ int main(int argc, char **argv) {
     int64_t params = ob_config_param_count(&cfg);
     double flops_tok = 6.0 * (double)params + 6.0 * cfg.num_layers * (double)seq * cfg.hidden_size;
     double tok_s = N / med;
+    /* mem_gb: what onebit allocated (as torch.cuda.max_memory_allocated counts);
+     * device_used_gb adds the CUDA context and libraries. */
     printf("{\"impl\": \"onebit\", \"quant\": \"%s\", \"params\": %lld, \"bs\": %d, \"T\": %d, \"step_ms\": %.2f, "
-           "\"tok_s\": %.0f, \"tflops\": %.1f, \"loss\": %.4f, \"mem_gb\": %.2f}\n",
-           quant, (long long)params, batch, seq, med * 1e3, tok_s, flops_tok * tok_s / 1e12, loss, used / 1e9);
+           "\"tok_s\": %.0f, \"tflops\": %.1f, \"loss\": %.4f, \"mem_gb\": %.2f, \"device_used_gb\": %.2f}\n",
+           quant, (long long)params, batch, seq, med * 1e3, tok_s, flops_tok * tok_s / 1e12, loss,
+           b->device_bytes / 1e9, used / 1e9);
     free(times), free(in), free(tg);
     ob_backend_free(b);
     ob_model_free(m);

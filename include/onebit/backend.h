@@ -68,6 +68,7 @@ struct ob_backend {
     const ob_model *model;
     int max_batch, max_seq;
     char device[32];
+    size_t device_bytes; /* memory the backend allocated on its device (reports) */
     void *impl;
 };
 

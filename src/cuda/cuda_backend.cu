@@ -78,10 +78,14 @@ static ob_status allocate(gpu_backend *g) {
         DALLOC(a->rstd1, N);
         DALLOC(a->mean2, N);
         DALLOC(a->rstd2, N);
-        DALLOC(a->n1, N * H);
         DALLOC(a->x1q, N * H);
-        DALLOC(a->n2, N * H);
         DALLOC(a->x2q, N * H);
+        a->n1 = a->x1q;
+        a->n2 = a->x2q;
+        if (c->has_arenas) {
+            DALLOC(a->n1, N * H);
+            DALLOC(a->n2, N * H);
+        }
         DALLOC(a->qpre, N * H);
         DALLOC(a->kpre, N * kvd);
         DALLOC(a->rq, N * nh);
@@ -91,11 +95,9 @@ static ob_status allocate(gpu_backend *g) {
         DALLOC(a->v, N * kvd);
         DALLOC(a->lse, N * nh);
         DALLOC(a->o, N * H);
-        DALLOC(a->oq, N * H);
         DALLOC(a->u, N * F);
         DALLOC(a->g, c->use_swiglu ? N * F : 1);
         DALLOC(a->h, N * F);
-        DALLOC(a->hq, N * F);
     }
     DALLOC(st->xf, N * H);
     DALLOC(st->meanf, N);
@@ -111,6 +113,8 @@ static ob_status allocate(gpu_backend *g) {
     DALLOC(st->df1, N * F);
     DALLOC(st->df2, N * F);
     DALLOC(st->df3, N * F);
+    DALLOC(st->oq, N * H);
+    DALLOC(st->hq, N * F);
     DALLOC(st->delta, N * nh);
     size_t largest = 0;
     for (int i = 0; i < m->num_params; i++) {
@@ -119,8 +123,8 @@ static ob_status allocate(gpu_backend *g) {
             largest = p->numel;
     }
     DALLOC(st->scratch, largest);
-    /* Logit chunks of about 128 MB. */
-    st->chunk = (int)((32u << 20) / V);
+    /* Logit chunks of about 256 MB. */
+    st->chunk = (int)((64u << 20) / V);
     if (st->chunk < 1)
         st->chunk = 1;
     if ((size_t)st->chunk > N)
@@ -364,6 +368,7 @@ extern "C" ob_status ob_cuda_backend_create(int device, const ob_model *m, int m
         gpu_destroy(b);
         return s;
     }
+    b->device_bytes = g->bytes + ob_gemm_workspace_bytes();
     ob_log(OB_LOG_DEBUG, "cuda:%d: %.1f MB allocated for batch %d x %d", device, (double)g->bytes / 1e6, max_batch,
            max_seq);
     *out = b;

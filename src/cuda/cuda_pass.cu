@@ -155,9 +155,9 @@ static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next
     int po = lp->proj[OB_PROJ_O];
     MARK("fwd act quant");
     if (act_bits(p, param(p, po)))
-        OB_STATUS_TRY(ob_gpu_act_quant(a->oq, a->o, N, H, act_bits(p, param(p, po)), st->stream));
+        OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), st->stream));
     MARK("fwd gemm o");
-    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, a->oq), N, a->a, a->x, r));
+    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, st->oq), N, a->a, a->x, r));
     int pu = lp->proj[OB_PROJ_UP];
     MARK("fwd norm+quant");
     OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->n2, a->x2q, a->mean2, a->rstd2));
@@ -169,9 +169,9 @@ static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next
         OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, NULL, r));
     int pd = lp->proj[OB_PROJ_DOWN];
     MARK("fwd ffn act+quant");
-    OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, a->hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
+    OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, st->hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
     MARK("fwd gemm down");
-    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, a->hq), N, x_next, a->a, r);
+    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, st->hq), N, x_next, a->a, r);
 }
 
 /* st->dres holds dL/dx_{l+1} on entry and dL/dx_l on return. */
@@ -191,7 +191,9 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     MARK("bwd convert");
     OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
     MARK("bwd gemm down");
-    OB_STATUS_TRY(linear_backward(p, pd, a->h, a->hq, st->dtmp, N, st->df1, false));
+    if (act_bits(p, param(p, pd)))
+        OB_STATUS_TRY(ob_gpu_act_quant(st->hq, a->h, N, F, act_bits(p, param(p, pd)), s));
+    OB_STATUS_TRY(linear_backward(p, pd, a->h, st->hq, st->dtmp, N, st->df1, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     MARK("bwd ffn act");
     OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));
@@ -207,7 +209,9 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
     int po = lp->proj[OB_PROJ_O];
     MARK("bwd gemm o");
-    OB_STATUS_TRY(linear_backward(p, po, a->o, a->oq, st->dtmp, N, st->dn, false));
+    if (act_bits(p, param(p, po)))
+        OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), s));
+    OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, st->dtmp, N, st->dn, false));
     MARK("bwd attention");
     OB_STATUS_TRY(ob_gpu_attention_backward(st->dq, st->dk, st->dv, st->dn, a->o, a->lse, a->q, a->k, a->v,
                                             st->delta, B, T, nh, nkv, hd, s));

@@ -11,13 +11,14 @@
 typedef struct {
     float *x, *a;                       /* residual entering the layer, after attention [N,H] */
     float *mean1, *rstd1, *mean2, *rstd2;
-    bf16 *n1, *x1q, *n2, *x2q;          /* norm outputs and their quantised forms [N,H] */
+    bf16 *n1, *x1q, *n2, *x2q;          /* norm outputs and their quantised forms [N,H]; n1 and n2
+                                         * alias x1q and x2q unless Arenas needs both */
     bf16 *qpre, *kpre;                  /* before QK-norm */
     float *rq, *rk;
     bf16 *q, *k, *v;                    /* as attention sees them */
     float *lse;                         /* [B,nh,T] */
-    bf16 *o, *oq;
-    bf16 *u, *g, *h, *hq;               /* FFN [N,F] */
+    bf16 *o;                            /* attention output [N,H] */
+    bf16 *u, *g, *h;                    /* FFN [N,F] */
 } gpu_layer;
 
 typedef struct {
@@ -37,6 +38,7 @@ typedef struct {
     bf16 *nf, *nfq;
     float *dres;             /* [N,H] gradient of the residual stream */
     bf16 *dtmp, *dn, *dq, *dk, *dv, *df1, *df2, *df3;
+    bf16 *oq, *hq;           /* quantised o and h: rebuilt from o and h where needed */
     float *delta;
     float *scratch;          /* soft-regime weight gradients (largest matrix) */
     float *logits;           /* [chunk, V] */

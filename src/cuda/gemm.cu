@@ -6,6 +6,7 @@
 
 #define PLAN_CACHE 128
 #define WORKSPACE_BYTES (64u << 20)
+#define CANDIDATES 8
 
 typedef struct {
     int m, n, k;
@@ -40,6 +41,8 @@ ob_status ob_gemm_create(cudaStream_t stream, ob_gemm **out) {
     return OB_OK;
 }
 
+size_t ob_gemm_workspace_bytes(void) { return WORKSPACE_BYTES; }
+
 void ob_gemm_free(ob_gemm *g) {
     if (!g)
         return;
@@ -56,6 +59,55 @@ void ob_gemm_free(ob_gemm *g) {
     if (g->handle)
         cublasLtDestroy(g->handle);
     free(g);
+}
+
+static ob_status launch(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo, void *d,
+                        float beta_value);
+
+/* The heuristic's first choice is sometimes several times slower than its
+ * others for some shapes, so the candidates are timed once on the real operands
+ * (into a scratch output) and the fastest kept; the first choice stays unless
+ * another is clearly faster, so that runs in different processes agree. */
+static ob_status choose_fastest(ob_gemm *g, const ob_gemm_args *a, plan *p, const cublasLtMatmulHeuristicResult_t *res,
+                                int found) {
+    if (found < 2)
+        return OB_OK;
+    size_t bytes = (size_t)a->m * a->n * (a->d_type == CUDA_R_32F ? 4 : 2);
+    void *scratch = NULL;
+    if (cudaMalloc(&scratch, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        return OB_OK; /* keep the heuristic's choice */
+    }
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    float best = 0, first = 0;
+    int best_i = 0;
+    ob_status st = OB_OK;
+    for (int i = 0; i < found && st == OB_OK; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS)
+            continue;
+        st = launch(g, a, p, &res[i].algo, scratch, 0.0f); /* warm-up */
+        cudaEventRecord(e0, g->stream);
+        for (int r = 0; r < 3 && st == OB_OK; r++)
+            st = launch(g, a, p, &res[i].algo, scratch, 0.0f);
+        cudaEventRecord(e1, g->stream);
+        cudaEventSynchronize(e1);
+        float ms = 0;
+        cudaEventElapsedTime(&ms, e0, e1);
+        if (i == 0)
+            first = best = ms;
+        else if (ms < best) {
+            best = ms;
+            best_i = i;
+        }
+    }
+    if (st == OB_OK && best < 0.8f * first)
+        p->algo = res[best_i].algo;
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaFree(scratch);
+    return st;
 }
 
 /* Row-major D[M,N] = op(A)·op(B) is column-major Dᵀ[N,M] = op(B)ᵀ·op(A)ᵀ: cuBLAS
@@ -91,16 +143,21 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     uint64_t ws = WORKSPACE_BYTES;
     OB_CUBLAS_TRY(
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    cublasLtMatmulHeuristicResult_t result;
+    /* Split-K reductions with atomics would make results vary from run to run. */
+    uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
+                       CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+    OB_CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
+                                                       sizeof schemes));
+    cublasLtMatmulHeuristicResult_t results[CANDIDATES];
     int found = 0;
-    cublasStatus_t s =
-        cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref, 1, &result, &found);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref,
+                                                      CANDIDATES, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
         return ob_error(OB_ERR_DEVICE, "cuBLASLt: no algorithm for a %d x %d x %d product (status %d)", a->m, a->n,
                         a->k, (int)s);
-    p->algo = result.algo;
-    return OB_OK;
+    p->algo = results[0].algo;
+    return choose_fastest(g, a, p, results, found);
 }
 
 static plan *find_plan(ob_gemm *g, const ob_gemm_args *a) {
@@ -125,11 +182,16 @@ ob_status ob_gemm_run(ob_gemm *g, const ob_gemm_args *a) {
         OB_STATUS_TRY(make_plan(g, a, p));
         g->num_plans++;
     }
+    return launch(g, a, p, &p->algo, a->d, a->beta);
+}
+
+static ob_status launch(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo, void *d,
+                        float beta_value) {
     const void *alpha = a->alpha_device ? (const void *)a->alpha_device : (const void *)&a->alpha;
-    const void *beta = a->alpha_device ? (const void *)(g->constants + (a->beta != 0.0f ? 1 : 0))
-                                       : (const void *)&a->beta;
-    const void *c = a->c ? a->c : a->d;
-    OB_CUBLAS_TRY(cublasLtMatmul(g->handle, p->desc, alpha, a->b, p->la, a->a, p->lb, beta, c, p->lc, a->d, p->ld,
-                                 &p->algo, g->workspace, WORKSPACE_BYTES, g->stream));
+    const void *beta = a->alpha_device ? (const void *)(g->constants + (beta_value != 0.0f ? 1 : 0))
+                                       : (const void *)&beta_value;
+    const void *c = beta_value != 0.0f && a->c ? a->c : d;
+    OB_CUBLAS_TRY(cublasLtMatmul(g->handle, p->desc, alpha, a->b, p->la, a->a, p->lb, beta, c, p->lc, d, p->ld, algo,
+                                 g->workspace, WORKSPACE_BYTES, g->stream));
     return OB_OK;
 }

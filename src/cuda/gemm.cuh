@@ -25,6 +25,8 @@ typedef struct {
 } ob_gemm_args;
 
 ob_status ob_gemm_run(ob_gemm *g, const ob_gemm_args *args);
+/* Device memory of one ob_gemm (its workspace). */
+size_t ob_gemm_workspace_bytes(void);
 
 /* The three products of a linear layer y = x·Wᵀ (W [out, in]), row-major:
  * forward y[n,out], input gradient dx[n,in], weight gradient dW[out,in]. */

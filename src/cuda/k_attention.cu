@@ -128,22 +128,33 @@ __global__ void simple_backward_dkv(bf16 *dk, bf16 *dv, const bf16 *dout, const 
     }
 }
 
-/* ---- tensor-core path: 64 x 64 tiles, 4 warps of 16 rows each ------------------ */
+/* ---- tensor-core path: 64 x 64 tiles, 4 warps of 16 rows each ------------------
+ * Shared-memory rows are padded (bf16 rows by 8, fp32 rows by 4) against bank
+ * conflicts, and lane j of a warp handles columns j and j + 32 of each of the
+ * warp's 16 rows, so that row-wise softmax work reads consecutive words. */
 
 #define TILE 64
 #define FWARPS 4
+#define LDS (TILE + 4) /* fp32 score rows */
+#define LDP (TILE + 8) /* bf16 probability rows */
 
-/* Copies `rows` rows of a head (stride `stride` elements between rows) into a
- * dense [TILE][HD] tile; rows past `valid` become zeros. */
+template <int HD> struct hd_dims {
+    static constexpr int LDH = HD + 8; /* bf16 rows of q, k, v, dO tiles */
+    static constexpr int LDO = HD + 4; /* fp32 rows of product tiles */
+    static constexpr int CPL = HD / 32; /* output columns per lane */
+};
+
+/* Copies up to TILE rows of a head (stride `stride` elements between rows) into
+ * a padded tile; rows past `valid` become zeros. */
 template <int HD>
 __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, size_t stride, int valid) {
-    constexpr int VEC = 8; /* 16 bytes */
+    constexpr int VEC = 8, LDH = hd_dims<HD>::LDH; /* 16-byte vectors */
     for (int i = threadIdx.x; i < TILE * HD / VEC; i += blockDim.x) {
         int r = i / (HD / VEC), c = (i % (HD / VEC)) * VEC;
         uint4 val = make_uint4(0, 0, 0, 0);
         if (r < valid)
             val = *(const uint4 *)(src + r * stride + c);
-        *(uint4 *)(dst + r * HD + c) = val;
+        *(uint4 *)(dst + r * LDH + c) = val;
     }
 }
 
@@ -153,194 +164,220 @@ typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_majo
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> frag_b_col;
 typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> frag_acc;
 
-/* out[16][64] (fp32, ld 64) = A[16][HD] · B[64][HD]ᵀ, A and B row-major with ld HD. */
+/* out[16][TILE] (fp32, ld LDS) = A[16][HD] · B[TILE][HD]ᵀ (both ld LDH). */
 template <int HD>
 __device__ __forceinline__ void mma_abt(float *out, const bf16 *a, const bf16 *b) {
+    constexpr int LDH = hd_dims<HD>::LDH;
+    frag_a_row fa[HD / 16];
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+        wmma::load_matrix_sync(fa[kk], a + kk * 16, LDH);
+#pragma unroll
     for (int n = 0; n < TILE / 16; n++) {
         frag_acc acc;
         wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
-            frag_a_row fa;
             frag_b_col fb;
-            wmma::load_matrix_sync(fa, a + kk * 16, HD);
-            wmma::load_matrix_sync(fb, b + n * 16 * HD + kk * 16, HD);
-            wmma::mma_sync(acc, fa, fb, acc);
+            wmma::load_matrix_sync(fb, b + n * 16 * LDH + kk * 16, LDH);
+            wmma::mma_sync(acc, fa[kk], fb, acc);
         }
-        wmma::store_matrix_sync(out + n * 16, acc, TILE, wmma::mem_row_major);
+        wmma::store_matrix_sync(out + n * 16, acc, LDS, wmma::mem_row_major);
     }
 }
 
-/* out[16][HD] (fp32, ld HD) = P[16][64] (bf16, ld lda) · V[64][HD] (ld HD); with
- * transpose_p, P is read as the transpose of the [64][16] block at p (ld lda). */
+/* out[16][HD] (fp32, ld LDO) = P[16][TILE] (bf16, ld LDP) · V[TILE][HD] (ld LDH);
+ * with transpose_p, P is read as the transpose of the [TILE][16] block at p. */
 template <int HD>
-__device__ __forceinline__ void mma_pv(float *out, const bf16 *p, int lda, bool transpose_p, const bf16 *v) {
+__device__ __forceinline__ void mma_pv(float *out, const bf16 *p, bool transpose_p, const bf16 *v) {
+    constexpr int LDH = hd_dims<HD>::LDH, LDO = hd_dims<HD>::LDO;
+#pragma unroll
     for (int n = 0; n < HD / 16; n++) {
         frag_acc acc;
         wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
         for (int kk = 0; kk < TILE / 16; kk++) {
             frag_b_row fb;
-            wmma::load_matrix_sync(fb, v + kk * 16 * HD + n * 16, HD);
+            wmma::load_matrix_sync(fb, v + kk * 16 * LDH + n * 16, LDH);
             if (transpose_p) {
                 frag_a_col fa;
-                wmma::load_matrix_sync(fa, p + kk * 16 * lda, lda);
+                wmma::load_matrix_sync(fa, p + kk * 16 * LDP, LDP);
                 wmma::mma_sync(acc, fa, fb, acc);
             } else {
                 frag_a_row fa;
-                wmma::load_matrix_sync(fa, p + kk * 16, lda);
+                wmma::load_matrix_sync(fa, p + kk * 16, LDP);
                 wmma::mma_sync(acc, fa, fb, acc);
             }
         }
-        wmma::store_matrix_sync(out + n * 16, acc, HD, wmma::mem_row_major);
+        wmma::store_matrix_sync(out + n * 16, acc, LDO, wmma::mem_row_major);
     }
 }
 
-/* Shared memory of the forward kernel. */
 template <int HD> struct fwd_smem {
-    bf16 q[TILE * HD], k[TILE * HD], v[TILE * HD];
-    float s[FWARPS][16 * TILE];
-    bf16 p[FWARPS][16 * TILE];
-    float o[FWARPS][16 * HD];
+    bf16 q[TILE * hd_dims<HD>::LDH], k[TILE * hd_dims<HD>::LDH], v[TILE * hd_dims<HD>::LDH];
+    float s[FWARPS][16 * LDS];
+    bf16 p[FWARPS][16 * LDP];
+    float o[FWARPS][16 * hd_dims<HD>::LDO];
 };
 
-/* Each lane owns half a row (row = lane / 2) of its warp's 16 rows. */
 template <int HD>
 __global__ void __launch_bounds__(FWARPS * 32) flash_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k,
                                                              const bf16 *v, int T, int nh, int nkv, float scale) {
+    constexpr int LDH = hd_dims<HD>::LDH, LDO = hd_dims<HD>::LDO, CPL = hd_dims<HD>::CPL;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     fwd_smem<HD> &sm = *reinterpret_cast<fwd_smem<HD> *>(smem_raw);
     int qb = blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row = lane >> 1, half = lane & 1;
-    int q0 = qb * TILE;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int q0 = qb * TILE, row0 = q0 + warp * 16;
     size_t qstride = (size_t)nh * HD, kstride = (size_t)nkv * HD;
     load_tile<HD>(sm.q, q + ((size_t)b * T + q0) * qstride + (size_t)h * HD, qstride, min(TILE, T - q0));
-    constexpr int OH = HD / 2;
-    float acc[OH];
+    float acc[16][CPL], m[16], l[16];
 #pragma unroll
-    for (int i = 0; i < OH; i++)
-        acc[i] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
-    int qt = q0 + warp * 16 + row; /* this lane's query position */
+    for (int r = 0; r < 16; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < CPL; i++)
+            acc[r][i] = 0.0f;
+    }
+    float *s_w = sm.s[warp], *o_w = sm.o[warp];
+    bf16 *p_w = sm.p[warp];
     for (int kb = 0; kb <= qb; kb++) {
         int k0 = kb * TILE;
         __syncthreads();
         load_tile<HD>(sm.k, k + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
         load_tile<HD>(sm.v, v + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
         __syncthreads();
-        mma_abt<HD>(sm.s[warp], sm.q + warp * 16 * HD, sm.k);
+        mma_abt<HD>(s_w, sm.q + warp * 16 * LDH, sm.k);
         __syncwarp();
-        const float *srow = sm.s[warp] + row * TILE + half * 32;
-        float sv[32], mx = -INFINITY;
 #pragma unroll
-        for (int j = 0; j < 32; j++) {
-            int kt = k0 + half * 32 + j;
-            sv[j] = (kt <= qt && kt < T) ? srow[j] * scale : -INFINITY;
-            mx = fmaxf(mx, sv[j]);
+        for (int r = 0; r < 16; r++) {
+            int qt = row0 + r, kt0 = k0 + lane, kt1 = kt0 + 32;
+            float s0 = (kt0 <= qt && kt0 < T) ? s_w[r * LDS + lane] * scale : -INFINITY;
+            float s1 = (kt1 <= qt && kt1 < T) ? s_w[r * LDS + lane + 32] * scale : -INFINITY;
+            float mn = fmaxf(m[r], warp_max(fmaxf(s0, s1)));
+            float corr = m[r] == -INFINITY ? 0.0f : __expf(m[r] - mn);
+            float p0 = s0 == -INFINITY ? 0.0f : __expf(s0 - mn), p1 = s1 == -INFINITY ? 0.0f : __expf(s1 - mn);
+            l[r] = l[r] * corr + warp_sum(p0 + p1);
+            m[r] = mn;
+            p_w[r * LDP + lane] = __float2bfloat16(p0);
+            p_w[r * LDP + lane + 32] = __float2bfloat16(p1);
+#pragma unroll
+            for (int i = 0; i < CPL; i++)
+                acc[r][i] *= corr;
         }
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        float mn = fmaxf(m, mx);
-        float corr = mn == -INFINITY ? 1.0f : __expf(m - mn), sum = 0.0f;
-        bf16 *prow = sm.p[warp] + row * TILE + half * 32;
-#pragma unroll
-        for (int j = 0; j < 32; j++) {
-            float pv = sv[j] == -INFINITY ? 0.0f : __expf(sv[j] - mn);
-            sum += pv;
-            prow[j] = __float2bfloat16(pv);
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        l = l * corr + sum;
-        m = mn;
-#pragma unroll
-        for (int i = 0; i < OH; i++)
-            acc[i] *= corr;
         __syncwarp();
-        mma_pv<HD>(sm.o[warp], sm.p[warp], TILE, false, sm.v);
+        mma_pv<HD>(o_w, p_w, false, sm.v);
         __syncwarp();
-        const float *orow = sm.o[warp] + row * HD + half * OH;
 #pragma unroll
-        for (int i = 0; i < OH; i++)
-            acc[i] += orow[i];
+        for (int r = 0; r < 16; r++)
+#pragma unroll
+            for (int i = 0; i < CPL; i++)
+                acc[r][i] += o_w[r * LDO + lane + 32 * i];
     }
-    if (qt < T) {
-        bf16 *out = o + ((size_t)b * T + qt) * qstride + (size_t)h * HD + half * OH;
-        float inv = 1.0f / l;
 #pragma unroll
-        for (int i = 0; i < OH; i++)
-            out[i] = __float2bfloat16(acc[i] * inv);
-        if (half == 0)
-            lse[((size_t)b * nh + h) * T + qt] = m + logf(l);
-    }
-}
-
-/* Scores of a tile for the backward pass: P = exp(S·scale − lse) (masked) and
- * dS = P·(dP − delta)·scale, for the lane's half row; writes P and dS (bf16). */
-__device__ __forceinline__ void backward_probs(const float *s, const float *dp, bf16 *p_out, bf16 *ds_out, int qt,
-                                               int k0, int T, float L, float D, float scale) {
+    for (int r = 0; r < 16; r++) {
+        int qt = row0 + r;
+        if (qt >= T)
+            continue;
+        bf16 *out = o + ((size_t)b * T + qt) * qstride + (size_t)h * HD;
+        float inv = 1.0f / l[r];
 #pragma unroll
-    for (int j = 0; j < 32; j++) {
-        int kt = k0 + j;
-        float p = (kt <= qt && kt < T && qt < T) ? __expf(s[j] * scale - L) : 0.0f;
-        p_out[j] = __float2bfloat16(p);
-        ds_out[j] = __float2bfloat16(p * (dp[j] - D) * scale);
+        for (int i = 0; i < CPL; i++)
+            out[lane + 32 * i] = __float2bfloat16(acc[r][i] * inv);
+        if (lane == 0)
+            lse[((size_t)b * nh + h) * T + qt] = m[r] + logf(l[r]);
     }
 }
 
 template <int HD> struct bwd_smem {
-    bf16 q[TILE * HD], k[TILE * HD], v[TILE * HD], dout[TILE * HD];
-    float s[FWARPS][16 * TILE], dp[FWARPS][16 * TILE];
-    bf16 p[TILE * TILE], ds[TILE * TILE];
-    float tmp[FWARPS][16 * HD];
+    bf16 q[TILE * hd_dims<HD>::LDH], k[TILE * hd_dims<HD>::LDH], v[TILE * hd_dims<HD>::LDH],
+        dout[TILE * hd_dims<HD>::LDH];
+    float s[FWARPS][16 * LDS], dp[FWARPS][16 * LDS];
+    bf16 p[TILE * LDP], ds[TILE * LDP];
+    float tmp[FWARPS][16 * hd_dims<HD>::LDO];
     float lse[TILE], delta[TILE];
 };
+
+/* P = exp(S·scale − lse) (masked) and dS = P·(dP − delta)·scale for the warp's
+ * 16 rows (row r of the warp is tile row row_base + r), columns lane, lane + 32. */
+__device__ __forceinline__ void backward_probs(const float *s, const float *dp, bf16 *p_out, bf16 *ds_out,
+                                               int row_base, int q0, int k0, int T, const float *lse,
+                                               const float *delta, float scale, int lane) {
+#pragma unroll
+    for (int r = 0; r < 16; r++) {
+        int qt = q0 + row_base + r;
+        float L = lse[row_base + r], D = delta[row_base + r];
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            int col = lane + 32 * c, kt = k0 + col;
+            float pv = (kt <= qt && kt < T && qt < T) ? __expf(s[r * LDS + col] * scale - L) : 0.0f;
+            if (p_out)
+                p_out[(row_base + r) * LDP + col] = __float2bfloat16(pv);
+            ds_out[(row_base + r) * LDP + col] = __float2bfloat16(pv * (dp[r * LDS + col] - D) * scale);
+        }
+    }
+}
+
+template <int HD>
+__device__ __forceinline__ void load_row_stats(float *sl, float *sd, const float *lse, const float *delta, size_t base,
+                                               int valid) {
+    for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
+        sl[i] = i < valid ? lse[base + i] : 0.0f;
+        sd[i] = i < valid ? delta[base + i] : 0.0f;
+    }
+}
 
 /* dQ of one query tile: Σ over key tiles of dS·K. */
 template <int HD>
 __global__ void __launch_bounds__(FWARPS * 32) flash_backward_dq(bf16 *dq, const bf16 *dout, const float *lse,
                                                                  const float *delta, const bf16 *q, const bf16 *k,
                                                                  const bf16 *v, int T, int nh, int nkv, float scale) {
+    constexpr int LDH = hd_dims<HD>::LDH, LDO = hd_dims<HD>::LDO, CPL = hd_dims<HD>::CPL;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bwd_smem<HD> &sm = *reinterpret_cast<bwd_smem<HD> *>(smem_raw);
     int qb = blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row = lane >> 1, half = lane & 1;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int q0 = qb * TILE, valid = min(TILE, T - q0);
     size_t qstride = (size_t)nh * HD, kstride = (size_t)nkv * HD;
     load_tile<HD>(sm.q, q + ((size_t)b * T + q0) * qstride + (size_t)h * HD, qstride, valid);
     load_tile<HD>(sm.dout, dout + ((size_t)b * T + q0) * qstride + (size_t)h * HD, qstride, valid);
-    for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
-        size_t r = ((size_t)b * nh + h) * T + q0 + i;
-        sm.lse[i] = i < valid ? lse[r] : 0.0f;
-        sm.delta[i] = i < valid ? delta[r] : 0.0f;
-    }
-    constexpr int OH = HD / 2;
-    float acc[OH];
+    load_row_stats<HD>(sm.lse, sm.delta, lse, delta, ((size_t)b * nh + h) * T + q0, valid);
+    float acc[16][CPL];
 #pragma unroll
-    for (int i = 0; i < OH; i++)
-        acc[i] = 0.0f;
-    int lrow = warp * 16 + row, qt = q0 + lrow;
+    for (int r = 0; r < 16; r++)
+#pragma unroll
+        for (int i = 0; i < CPL; i++)
+            acc[r][i] = 0.0f;
+    float *t_w = sm.tmp[warp];
     for (int kb = 0; kb <= qb; kb++) {
         int k0 = kb * TILE;
         __syncthreads();
         load_tile<HD>(sm.k, k + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
         load_tile<HD>(sm.v, v + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
         __syncthreads();
-        mma_abt<HD>(sm.s[warp], sm.q + warp * 16 * HD, sm.k);
-        mma_abt<HD>(sm.dp[warp], sm.dout + warp * 16 * HD, sm.v);
+        mma_abt<HD>(sm.s[warp], sm.q + warp * 16 * LDH, sm.k);
+        mma_abt<HD>(sm.dp[warp], sm.dout + warp * 16 * LDH, sm.v);
         __syncwarp();
-        int off = row * TILE + half * 32;
-        backward_probs(sm.s[warp] + off, sm.dp[warp] + off, sm.p + lrow * TILE + half * 32,
-                       sm.ds + lrow * TILE + half * 32, qt, k0 + half * 32, T, sm.lse[lrow], sm.delta[lrow], scale);
+        backward_probs(sm.s[warp], sm.dp[warp], NULL, sm.ds, warp * 16, q0, k0, T, sm.lse, sm.delta, scale, lane);
         __syncwarp();
-        mma_pv<HD>(sm.tmp[warp], sm.ds + warp * 16 * TILE, TILE, false, sm.k);
+        mma_pv<HD>(t_w, sm.ds + warp * 16 * LDP, false, sm.k);
         __syncwarp();
-        const float *trow = sm.tmp[warp] + row * HD + half * OH;
 #pragma unroll
-        for (int i = 0; i < OH; i++)
-            acc[i] += trow[i];
+        for (int r = 0; r < 16; r++)
+#pragma unroll
+            for (int i = 0; i < CPL; i++)
+                acc[r][i] += t_w[r * LDO + lane + 32 * i];
     }
-    if (qt < T) {
-        bf16 *out = dq + ((size_t)b * T + qt) * qstride + (size_t)h * HD + half * OH;
 #pragma unroll
-        for (int i = 0; i < OH; i++)
-            out[i] = __float2bfloat16(acc[i]);
+    for (int r = 0; r < 16; r++) {
+        int qt = q0 + warp * 16 + r;
+        if (qt >= T)
+            continue;
+        bf16 *out = dq + ((size_t)b * T + qt) * qstride + (size_t)h * HD;
+#pragma unroll
+        for (int i = 0; i < CPL; i++)
+            out[lane + 32 * i] = __float2bfloat16(acc[r][i]);
     }
 }
 
@@ -352,19 +389,22 @@ __global__ void __launch_bounds__(FWARPS * 32) flash_backward_dkv(bf16 *dk, bf16
                                                                   const float *lse, const float *delta, const bf16 *q,
                                                                   const bf16 *k, const bf16 *v, int T, int nh,
                                                                   int nkv, float scale) {
+    constexpr int LDH = hd_dims<HD>::LDH, LDO = hd_dims<HD>::LDO, CPL = hd_dims<HD>::CPL;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bwd_smem<HD> &sm = *reinterpret_cast<bwd_smem<HD> *>(smem_raw);
     int kb = blockIdx.x, bk = blockIdx.y, b = bk / nkv, kh = bk % nkv, group = nh / nkv;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row = lane >> 1, half = lane & 1;
-    int k0 = kb * TILE, kvalid = min(TILE, T - k0);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int k0 = kb * TILE;
     size_t qstride = (size_t)nh * HD, kstride = (size_t)nkv * HD;
-    load_tile<HD>(sm.k, k + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, kvalid);
-    load_tile<HD>(sm.v, v + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, kvalid);
-    constexpr int OH = HD / 2;
-    float ak[OH], av[OH];
+    load_tile<HD>(sm.k, k + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
+    load_tile<HD>(sm.v, v + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
+    float ak[16][CPL], av[16][CPL];
 #pragma unroll
-    for (int i = 0; i < OH; i++)
-        ak[i] = av[i] = 0.0f;
+    for (int r = 0; r < 16; r++)
+#pragma unroll
+        for (int i = 0; i < CPL; i++)
+            ak[r][i] = av[r][i] = 0.0f;
+    float *t_w = sm.tmp[warp];
     int nqb = (T + TILE - 1) / TILE;
     for (int h = kh * group; h < (kh + 1) * group; h++) {
         for (int qb = kb; qb < nqb; qb++) {
@@ -372,42 +412,42 @@ __global__ void __launch_bounds__(FWARPS * 32) flash_backward_dkv(bf16 *dk, bf16
             __syncthreads();
             load_tile<HD>(sm.q, q + ((size_t)b * T + q0) * qstride + (size_t)h * HD, qstride, valid);
             load_tile<HD>(sm.dout, dout + ((size_t)b * T + q0) * qstride + (size_t)h * HD, qstride, valid);
-            for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
-                size_t r = ((size_t)b * nh + h) * T + q0 + i;
-                sm.lse[i] = i < valid ? lse[r] : 0.0f;
-                sm.delta[i] = i < valid ? delta[r] : 0.0f;
-            }
+            load_row_stats<HD>(sm.lse, sm.delta, lse, delta, ((size_t)b * nh + h) * T + q0, valid);
             __syncthreads();
-            mma_abt<HD>(sm.s[warp], sm.q + warp * 16 * HD, sm.k);
-            mma_abt<HD>(sm.dp[warp], sm.dout + warp * 16 * HD, sm.v);
+            mma_abt<HD>(sm.s[warp], sm.q + warp * 16 * LDH, sm.k);
+            mma_abt<HD>(sm.dp[warp], sm.dout + warp * 16 * LDH, sm.v);
             __syncwarp();
-            int lrow = warp * 16 + row, off = row * TILE + half * 32;
-            backward_probs(sm.s[warp] + off, sm.dp[warp] + off, sm.p + lrow * TILE + half * 32,
-                           sm.ds + lrow * TILE + half * 32, q0 + lrow, k0 + half * 32, T, sm.lse[lrow],
-                           sm.delta[lrow], scale);
+            backward_probs(sm.s[warp], sm.dp[warp], sm.p, sm.ds, warp * 16, q0, k0, T, sm.lse, sm.delta, scale,
+                           lane);
             __syncthreads();
             /* This warp's 16 key rows: dV += Pᵀ·dO, dK += dSᵀ·Q. */
-            mma_pv<HD>(sm.tmp[warp], sm.p + warp * 16, TILE, true, sm.dout);
-            __syncwarp();
-            const float *trow = sm.tmp[warp] + row * HD + half * OH;
-#pragma unroll
-            for (int i = 0; i < OH; i++)
-                av[i] += trow[i];
-            __syncwarp();
-            mma_pv<HD>(sm.tmp[warp], sm.ds + warp * 16, TILE, true, sm.q);
+            mma_pv<HD>(t_w, sm.p + warp * 16, true, sm.dout);
             __syncwarp();
 #pragma unroll
-            for (int i = 0; i < OH; i++)
-                ak[i] += trow[i];
+            for (int r = 0; r < 16; r++)
+#pragma unroll
+                for (int i = 0; i < CPL; i++)
+                    av[r][i] += t_w[r * LDO + lane + 32 * i];
+            __syncwarp();
+            mma_pv<HD>(t_w, sm.ds + warp * 16, true, sm.q);
+            __syncwarp();
+#pragma unroll
+            for (int r = 0; r < 16; r++)
+#pragma unroll
+                for (int i = 0; i < CPL; i++)
+                    ak[r][i] += t_w[r * LDO + lane + 32 * i];
         }
     }
-    int kt = k0 + warp * 16 + row;
-    if (kt < T) {
-        size_t base = ((size_t)b * T + kt) * kstride + (size_t)kh * HD + half * OH;
 #pragma unroll
-        for (int i = 0; i < OH; i++) {
-            dk[base + i] = __float2bfloat16(ak[i]);
-            dv[base + i] = __float2bfloat16(av[i]);
+    for (int r = 0; r < 16; r++) {
+        int kt = k0 + warp * 16 + r;
+        if (kt >= T)
+            continue;
+        size_t base = ((size_t)b * T + kt) * kstride + (size_t)kh * HD;
+#pragma unroll
+        for (int i = 0; i < CPL; i++) {
+            dk[base + lane + 32 * i] = __float2bfloat16(ak[r][i]);
+            dv[base + lane + 32 * i] = __float2bfloat16(av[r][i]);
         }
     }
 }

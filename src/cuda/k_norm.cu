@@ -269,18 +269,18 @@ __global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 
     size_t base = (size_t)blockIdx.x * f;
     float mx = 0;
     for (int j = threadIdx.x; j < f; j += blockDim.x) {
-        float v = ffn_value(act, __bfloat162float(u[base + j]), g ? __bfloat162float(g[base + j]) : 0.0f);
-        h[base + j] = __float2bfloat16(v);
-        mx = fmaxf(mx, fabsf(v));
+        bf16 v = __float2bfloat16(ffn_value(act, __bfloat162float(u[base + j]), g ? __bfloat162float(g[base + j]) : 0.0f));
+        h[base + j] = v;
+        mx = fmaxf(mx, fabsf(__bfloat162float(v)));
     }
     if (bits == 0)
         return;
+    /* The quantiser reads the stored (bf16) h, as the backward pass does when it
+     * rebuilds hq from h. */
     mx = block_max(mx);
     float qmax = (float)((1 << (bits - 1)) - 1), sc = qmax / fmaxf(mx, 1e-5f);
-    for (int j = threadIdx.x; j < f; j += blockDim.x) {
-        float v = ffn_value(act, __bfloat162float(u[base + j]), g ? __bfloat162float(g[base + j]) : 0.0f);
-        hq[base + j] = __float2bfloat16(quant_value(v, sc, -qmax - 1.0f, qmax));
-    }
+    for (int j = threadIdx.x; j < f; j += blockDim.x)
+        hq[base + j] = __float2bfloat16(quant_value(__bfloat162float(h[base + j]), sc, -qmax - 1.0f, qmax));
 }
 
 ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
