@@ -43,7 +43,7 @@ if [[ " $parts " == *" bench "* ]]; then
   done
 fi
 if [[ " $parts " == *" profile "* ]]; then
-  ONEBIT_CUDA_PROFILE=1 build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 \
+  ONEBIT_CUDA_PROFILE=1 ONEBIT_GEMM_VERBOSE=1 build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 \
     --seq 1024 --steps 5 --warmup 2 --quant ternary 2>&1 | tee "$out/profile.txt"
 fi
 printf '%s\n' "${summary[@]}"

@@ -30,12 +30,15 @@ static int name_index(ob_gpu_profile *p, const char *name) {
     return p->num_names++;
 }
 
+/* The first passes (plan selection, caches) are left out of the figures. */
+#define PROF_WARMUP 2
+
 void ob_gpu_profile_flush(ob_gpu_profile *p, cudaStream_t s) {
     if (!p->on)
         return;
     ob_gpu_profile_mark(p, s, NULL);
     cudaStreamSynchronize(s);
-    for (int i = 0; i + 1 < p->count; i++) {
+    for (int i = 0; i + 1 < p->count && p->seen >= PROF_WARMUP; i++) {
         float ms = 0;
         if (!p->labels[i] || cudaEventElapsedTime(&ms, p->events[i], p->events[i + 1]) != cudaSuccess)
             continue;
@@ -44,7 +47,8 @@ void ob_gpu_profile_flush(ob_gpu_profile *p, cudaStream_t s) {
         p->calls[k]++;
     }
     p->count = 0;
-    p->passes++;
+    if (p->seen++ >= PROF_WARMUP)
+        p->passes++;
 }
 
 void ob_gpu_profile_report(ob_gpu_profile *p) {

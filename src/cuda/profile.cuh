@@ -18,7 +18,8 @@ typedef struct ob_gpu_profile {
     double ms[PROF_NAMES];
     long calls[PROF_NAMES];
     int num_names;
-    int passes;
+    int passes; /* counted */
+    int seen;   /* all */
 } ob_gpu_profile;
 
 void ob_gpu_profile_init(ob_gpu_profile *p);
