@@ -6,5 +6,6 @@
 #include "onebit/common.h"
 #include "onebit/config.h"
 #include "onebit/json.h"
+#include "onebit/tokenizer.h"
 
 #endif

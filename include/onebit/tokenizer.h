@@ -34,6 +34,8 @@ ob_status ob_tokenizer_parse_json(const char *text, size_t len, const char *sour
 void ob_tokenizer_free(ob_tokenizer *tok);
 
 int ob_tokenizer_vocab_size(const ob_tokenizer *tok);
+/* Number of BPE merges. */
+int ob_tokenizer_num_merges(const ob_tokenizer *tok);
 /* Id of "<|endoftext|>" (or the tokenizer's end-of-text special token); -1 if none. */
 int ob_tokenizer_eos_id(const ob_tokenizer *tok);
 /* Id of an exact token string (special or regular, in its vocabulary spelling); -1 if absent. */
@@ -46,6 +48,17 @@ const uint8_t *ob_tokenizer_token_bytes(const ob_tokenizer *tok, int id, size_t 
  * encoded as ordinary text. Any byte string is accepted (invalid UTF-8 too). */
 ob_status ob_tokenizer_encode(const ob_tokenizer *tok, const char *text, size_t len, bool allow_special,
                               ob_tokens *out) OB_NODISCARD;
+/* Same ids as ob_tokenizer_encode, computed by `threads` threads (0 = all
+ * cores): the text is cut at safe boundaries (a newline between two
+ * non-space ASCII characters, where GPT-2's pattern always ends a piece), and
+ * the chunks are encoded in parallel and concatenated. */
+ob_status ob_tokenizer_encode_parallel(const ob_tokenizer *tok, const char *text, size_t len, bool allow_special,
+                                       int threads, ob_tokens *out) OB_NODISCARD;
+/* Offsets where ob_tokenizer_encode_parallel may cut text[0..len): at most
+ * max_cuts of them, increasing, each about len/(max_cuts+1) after the previous
+ * one. Returns the count. Exposed for tests. */
+size_t ob_tokenizer_safe_cuts(const char *text, size_t len, size_t *cuts, size_t max_cuts);
+
 /* Bytes of the ids, concatenated (heap, NUL-terminated; *len excludes the NUL).
  * Ids out of range are an error. */
 ob_status ob_tokenizer_decode(const ob_tokenizer *tok, const int32_t *ids, size_t n, char **text,
