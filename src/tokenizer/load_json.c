@@ -282,18 +282,27 @@ static ob_status add_merges(ob_tokenizer *tok, const cJSON *merges, const char *
     ob_status st = buf && scratch ? OB_OK : OB_ERR_NOMEM;
     int index = 0;
     for (const cJSON *m = merges->child; m && st == OB_OK; m = m->next, index++) {
-        char what[96];
-        merge_name(ms, index, what, sizeof what);
         const char *a = NULL, *b = NULL;
+        char what[96] = "";
+        if (!cJSON_IsString(m) || !strchr(m->valuestring, ' ') || strchr(strchr(m->valuestring, ' ') + 1, ' '))
+            merge_name(ms, index, what, sizeof what); /* about to fail: name it */
         if ((st = merge_parts(m, what, msource, buf, longest + 1, &a, &b)))
             break;
         int32_t left = spelling_id(tok, a, scratch), right = spelling_id(tok, b, scratch);
-        if (left < 0 || right < 0) {
-            st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\": \"%s\" is not in %s", msource, what, a, b,
-                          left < 0 ? a : b, vocab_name);
-            break;
+        tok_merge_problem problem = TOK_MERGE_OK;
+        if (left >= 0 && right >= 0)
+            st = tok_add_merge(tok, left, right, &problem);
+        if (left < 0 || right < 0 || problem != TOK_MERGE_OK) {
+            merge_name(ms, index, what, sizeof what);
+            if (left < 0 || right < 0)
+                st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\": \"%s\" is not in %s", msource, what, a, b,
+                              left < 0 ? a : b, vocab_name);
+            else if (problem == TOK_MERGE_UNKNOWN_RESULT)
+                st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\": the merged token \"%s%s\" is not in %s", msource,
+                              what, a, b, a, b, vocab_name);
+            else
+                st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\" repeats an earlier merge", msource, what, a, b);
         }
-        st = tok_add_merge(tok, left, right, msource, what);
     }
     free(buf);
     free(scratch);

@@ -14,7 +14,14 @@
 
 #include "tokenizer/tok_internal.h"
 
-const char tok_gpt2_pattern[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+/* GPT-2's pattern 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * with \s spelled out as Unicode's White_Space property, which is what tiktoken's
+ * Rust regex means by \s. PCRE2's \s (with PCRE2_UCP) also matches U+180E
+ * MONGOLIAN VOWEL SEPARATOR, which stopped being a space in Unicode 6.3; the
+ * exhaustive code-point test found that difference. */
+#define WHITE_SPACE "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+const char tok_gpt2_pattern[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WHITE_SPACE "\\p{L}\\p{N}]+"
+                                "|[" WHITE_SPACE "]+(?![^" WHITE_SPACE "])|[" WHITE_SPACE "]+";
 
 /* Stands in for an invalid byte; see above. */
 #define INVALID_BYTE_STANDIN '!'
