@@ -4,6 +4,7 @@
 # tokenizer.json that Hugging Face tokenizers (Rust) and Tokenizers.js read and
 # encode exactly as we do, and clear errors for bad input.
 set -euo pipefail
+trap 'echo "FAIL: command at line $LINENO exited $?"' ERR
 src=${ONEBIT_SOURCE_DIR:?}
 data=${ONEBIT_DATA_DIR:?}
 onebit=${ONEBIT_BIN:?}/onebit
@@ -29,19 +30,20 @@ plain=$(printf '<|endoftext|>' | "$onebit" tokenizer encode --tokenizer "$gpt2")
 # Empty input: an empty line.
 [ "$("$onebit" tokenizer encode --tokenizer "$gpt2" < /dev/null)" = "" ] || die "empty input"; ok
 # Threads do not change the ids; vocab.json + merges.txt give the same ids.
-book=$(ls "$data"/gutenberg/valid/* | head -1)
+# (No `ls | head` here: with pipefail, ls can die of SIGPIPE.)
+books=("$data"/gutenberg/valid/*)
+book=${books[0]}
 "$onebit" tokenizer encode --tokenizer "$gpt2" < "$book" > "$work/one"
 "$onebit" tokenizer encode --tokenizer "$gpt2" --threads 2 < "$book" > "$work/two"
 "$onebit" tokenizer encode --tokenizer "$data/gpt2" < "$book" > "$work/dir"
 cmp "$work/one" "$work/two" && cmp "$work/one" "$work/dir" || die "thread count or format changed the ids"; ok
 
 # Training: deterministic across thread counts.
-inputs=$(ls "$data"/gutenberg/train/*.txt | head -4)
-# shellcheck disable=SC2086
-"$onebit" tokenizer train --vocab-size 3000 --input $inputs "$data/tinystories/tinystories_v2_sample.txt" \
+train=("$data"/gutenberg/train/*.txt)
+inputs=("${train[@]:0:4}")
+"$onebit" tokenizer train --vocab-size 3000 --input "${inputs[@]}" "$data/tinystories/tinystories_v2_sample.txt" \
   --output "$work/a.json" --threads 1 2> "$work/train.log"
-# shellcheck disable=SC2086
-"$onebit" tokenizer train --vocab-size 3000 --input $inputs "$data/tinystories/tinystories_v2_sample.txt" \
+"$onebit" tokenizer train --vocab-size 3000 --input "${inputs[@]}" "$data/tinystories/tinystories_v2_sample.txt" \
   --output "$work/b.json" --threads 2 2>> "$work/train.log"
 cmp "$work/a.json" "$work/b.json" || die "training is not deterministic"; ok
 grep -q "wrote $work/a.json: 3000 tokens" "$work/train.log" || die "no summary line: $(cat "$work/train.log")"; ok
@@ -91,6 +93,8 @@ expect_fail 1 "missing.txt: cannot open" "$onebit" tokenizer train --vocab-size 
 expect_fail 2 "--vocab-size" "$onebit" tokenizer train --vocab-size 10 --input "$book" --output "$work/x.json"
 expect_fail 2 "unknown subcommand 'frobnicate'" "$onebit" tokenizer frobnicate
 [ ! -e "$work/x.json" ] || die "a failed training left an output file"; ok
-"$onebit" tokenizer encode --help | grep -q -- "--allow-special" || die "encode --help"; ok
-"$onebit" tokenizer train --help | grep -q -- "--vocab-size" || die "train --help"; ok
+"$onebit" tokenizer encode --help > "$work/help"
+grep -q -- "--allow-special" "$work/help" || die "encode --help"; ok
+"$onebit" tokenizer train --help > "$work/help"
+grep -q -- "--vocab-size" "$work/help" || die "train --help"; ok
 echo "$passed passed, 0 failed"
