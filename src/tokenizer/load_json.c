@@ -315,9 +315,14 @@ ob_status tok_from_tree(const cJSON *root, const char *source, const tok_merge_s
         return ob_error(OB_ERR_FORMAT, "%s: expected a JSON object at the top level, found %s", source,
                         ob_json_type_name(root));
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!cJSON_IsObject(model))
-        return ob_error(OB_ERR_FORMAT, "%s: field 'model' must be an object, found %s", source,
-                        model ? ob_json_type_name(model) : "nothing");
+    if (!cJSON_IsObject(model)) {
+        /* A vocab.json maps tokens (one may be "model") to numbers. */
+        bool vocab_like = root->child && cJSON_IsNumber(root->child) && cJSON_IsNumber(root->child->next);
+        return ob_error(OB_ERR_FORMAT, "%s: field 'model' must be an object, found %s%s", source,
+                        model ? ob_json_type_name(model) : "nothing",
+                        vocab_like ? " (this looks like a vocab.json: pass the directory holding it and merges.txt)"
+                                   : "");
+    }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
     if (type && !cJSON_IsString(type))
         return ob_error(OB_ERR_FORMAT, "%s: field 'model.type' must be a string, found %s", source,
