@@ -380,6 +380,9 @@ static void byte_order(int32_t final_id[256]) {
     }
 }
 
+/* Training id t -> id in the written vocabulary. */
+static int32_t final_id(const int32_t byte_id[256], int32_t t) { return t < 256 ? byte_id[t] : t; }
+
 static ob_status build(const learner *L, const ob_bpe_train_options *opts, ob_tokenizer **out) {
     int n = 256 + L->n_merges + opts->num_specials;
     ob_tokenizer *tok;
@@ -388,10 +391,8 @@ static ob_status build(const learner *L, const ob_bpe_train_options *opts, ob_to
         return st;
     int32_t byte_id[256];
     byte_order(byte_id);
-    /* Training id t -> final id. */
-    #define FINAL(t) ((t) < 256 ? byte_id[(t)] : (t))
     for (int t = 0; t < 256 + L->n_merges && !st; t++)
-        st = tok_set_token(tok, FINAL(t), L->tok_bytes + L->tok_start[t], L->tok_len[t], TOK_IN_MODEL);
+        st = tok_set_token(tok, final_id(byte_id, t), L->tok_bytes + L->tok_start[t], L->tok_len[t], TOK_IN_MODEL);
     for (int s = 0; s < opts->num_specials && !st; s++) {
         const char *text = opts->specials[s];
         size_t len = strlen(text);
@@ -407,11 +408,10 @@ static ob_status build(const learner *L, const ob_bpe_train_options *opts, ob_to
         st = tok_index(tok, "trained tokenizer");
     for (int i = 0; i < L->n_merges && !st; i++) {
         tok_merge_problem problem;
-        st = tok_add_merge(tok, FINAL(L->merges[i][0]), FINAL(L->merges[i][1]), &problem);
+        st = tok_add_merge(tok, final_id(byte_id, L->merges[i][0]), final_id(byte_id, L->merges[i][1]), &problem);
         if (st && problem != TOK_MERGE_OK)
             st = ob_error(OB_ERR_FORMAT, "trained tokenizer: merge %d is inconsistent (internal error)", i);
     }
-    #undef FINAL
     if (!st)
         st = tok_finish(tok, "trained tokenizer");
     if (st) {
