@@ -10,11 +10,13 @@
  * Defaults: the GPT-2 tokenizer and the Gutenberg valid books from
  * $ONEBIT_DATA_DIR (or ../shared/data), concatenated. Run from the source root
  * (node needs tests/node_modules; see scripts/install-deps.sh). */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "onebit/onebit.h"
@@ -24,17 +26,30 @@ static int compare_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static double cpu_seconds(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
+           (double)u.ru_stime.tv_usec * 1e-6;
+}
+
 /* Median MB/s of `repeat` encodes (after a warm-up) with `threads` threads
- * (0 = the single-threaded entry point). */
+ * (0 = the single-threaded entry point); *cpu_mbps is MB per CPU-second over
+ * all threads, which tells the parallel encoder's overhead apart from cores
+ * that other processes hold. */
 static double median_mbps(const ob_tokenizer *tok, const char *text, size_t len, int threads, int repeat,
-                          size_t *tokens) {
+                          size_t *tokens, double *cpu_mbps) {
     double *secs = malloc((size_t)repeat * sizeof *secs);
+    double cpu = 0;
     for (int r = -1; r < repeat; r++) {
         ob_tokens ids = {0};
+        double c0 = cpu_seconds();
         double t0 = ob_now();
         ob_status st = threads == 0 ? ob_tokenizer_encode(tok, text, len, false, &ids)
                                     : ob_tokenizer_encode_parallel(tok, text, len, false, threads, &ids);
         double dt = ob_now() - t0;
+        if (r >= 0)
+            cpu += cpu_seconds() - c0;
         if (st) {
             fprintf(stderr, "bench_tokenizer: %s\n", ob_last_error());
             exit(1);
@@ -46,6 +61,7 @@ static double median_mbps(const ob_tokenizer *tok, const char *text, size_t len,
     }
     qsort(secs, (size_t)repeat, sizeof *secs, compare_double);
     double mbps = (double)len / 1e6 / secs[repeat / 2];
+    *cpu_mbps = (double)len / 1e6 * repeat / cpu;
     free(secs);
     return mbps;
 }
@@ -130,8 +146,9 @@ int main(int argc, char **argv) {
     double load_s = ob_now() - t0;
 
     size_t tokens1 = 0, tokensn = 0;
-    double one = median_mbps(tok, text, len, 0, repeat, &tokens1);
-    double many = median_mbps(tok, text, len, threads, repeat, &tokensn);
+    double cpu_one, cpu_many;
+    double one = median_mbps(tok, text, len, 0, repeat, &tokens1, &cpu_one);
+    double many = median_mbps(tok, text, len, threads, repeat, &tokensn, &cpu_many);
 
     /* tiktoken on the same bytes, in node. */
     char tmp[] = "/tmp/bench_tokenizer_XXXXXX";
@@ -162,8 +179,13 @@ int main(int argc, char **argv) {
 
     printf("text: %.2f MB, %zu tokens; tokenizer %s loaded in %.0f ms\n", (double)len / 1e6, tokens1, tok_path,
            load_s * 1e3);
-    printf("onebit      1 thread : %7.2f MB/s (median of %d)\n", one, repeat);
-    printf("onebit %3d threads   : %7.2f MB/s (speed-up %.2fx over 1 thread)\n", threads, many, many / one);
+    double load[3] = {0};
+    if (getloadavg(load, 3) < 1)
+        load[0] = -1;
+    printf("onebit      1 thread : %7.2f MB/s (median of %d; %.2f MB per CPU-second)\n", one, repeat, cpu_one);
+    printf("onebit %3d threads   : %7.2f MB/s (speed-up %.2fx over 1 thread; %.2f MB per CPU-second)\n", threads,
+           many, many / one, cpu_many);
+    printf("machine: %ld cores, load average %.2f\n", sysconf(_SC_NPROCESSORS_ONLN), load[0]);
     if (tk > 0) {
         printf("tiktoken    1 thread : %7.2f MB/s (npm tiktoken, WASM)   js-tiktoken: %.2f MB/s\n", tk, jstk);
         printf("ratio onebit/tiktoken: %.2fx (1 thread), %.2fx (%d threads)\n", one / tk, many / tk, threads);

@@ -168,6 +168,7 @@ typedef struct tok_work {
     pcre2_match_data *match;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
+    bool jit; /* the pattern was JIT-compiled */
     uint8_t *clean;
     size_t clean_cap;
     int32_t *ids;

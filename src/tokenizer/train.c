@@ -20,27 +20,6 @@
 
 #include "tokenizer/tok_train.h"
 
-typedef struct pair_info {
-    uint64_t key; /* left << 32 | right, in training ids */
-    int64_t count;
-    uint32_t *words; /* words the pair occurs (or occurred) in; may repeat */
-    uint32_t n_words, cap_words;
-    uint32_t pushed; /* merge number when last pushed as a new pair */
-} pair_info;
-
-typedef struct pair_index {
-    uint32_t *slots; /* pair number + 1 */
-    size_t mask;
-    pair_info *pairs;
-    size_t count, cap;
-} pair_index;
-
-typedef struct heap_entry {
-    int64_t count;
-    uint64_t key;
-    uint32_t pair;
-} heap_entry;
-
 typedef struct learner {
     /* words */
     int32_t *syms;     /* all words' symbols, word w at syms[start[w]..start[w]+len[w]) */
@@ -50,8 +29,7 @@ typedef struct learner {
     uint32_t *seen; /* merge number + 1 that last visited the word */
     size_t n_words;
     pair_index pi;
-    heap_entry *heap;
-    size_t heap_size, heap_cap;
+    pair_heap heap;
     /* learned tokens: bytes of training id t at tok_bytes[tok_start[t]..] */
     uint8_t *tok_bytes;
     size_t *tok_start, tok_bytes_len, tok_bytes_cap;
@@ -62,118 +40,15 @@ typedef struct learner {
     size_t n_new, cap_new;
 } learner;
 
-static uint64_t mix(uint64_t k) {
-    k *= 0x9E3779B97F4A7C15ull;
-    return k ^ (k >> 29);
-}
-
-/* Number of the pair `key`, created (count 0) if absent; UINT32_MAX on OOM. */
-static uint32_t pair_get(pair_index *pi, uint64_t key, bool create) {
-    size_t i = (size_t)mix(key) & pi->mask;
-    for (;;) {
-        uint32_t s = pi->slots[i];
-        if (!s)
-            break;
-        if (pi->pairs[s - 1].key == key)
-            return s - 1;
-        i = (i + 1) & pi->mask;
-    }
-    if (!create)
-        return UINT32_MAX;
-    if (pi->count == pi->cap) {
-        size_t cap = pi->cap ? pi->cap * 2 : 1 << 16;
-        pair_info *p = realloc(pi->pairs, cap * sizeof *p);
-        if (!p)
-            return UINT32_MAX;
-        pi->pairs = p;
-        pi->cap = cap;
-    }
-    pi->pairs[pi->count] = (pair_info){.key = key, .pushed = UINT32_MAX};
-    pi->slots[i] = (uint32_t)++pi->count;
-    if (2 * pi->count > pi->mask + 1) {
-        size_t n = (pi->mask + 1) * 2;
-        uint32_t *slots = calloc(n, sizeof *slots);
-        if (!slots)
-            return UINT32_MAX;
-        for (size_t p = 0; p < pi->count; p++) {
-            size_t j = (size_t)mix(pi->pairs[p].key) & (n - 1);
-            while (slots[j])
-                j = (j + 1) & (n - 1);
-            slots[j] = (uint32_t)p + 1;
-        }
-        free(pi->slots);
-        pi->slots = slots;
-        pi->mask = n - 1;
-    }
-    return (uint32_t)pi->count - 1;
-}
-
-static bool pair_add_word(pair_info *p, uint32_t word) {
-    if (p->n_words > 0 && p->words[p->n_words - 1] == word)
-        return true;
-    if (p->n_words == p->cap_words) {
-        uint32_t cap = p->cap_words ? p->cap_words * 2 : 4;
-        uint32_t *w = realloc(p->words, cap * sizeof *w);
-        if (!w)
-            return false;
-        p->words = w;
-        p->cap_words = cap;
-    }
-    p->words[p->n_words++] = word;
-    return true;
-}
-
-static bool better(const heap_entry *a, const heap_entry *b) {
-    return a->count > b->count || (a->count == b->count && a->key < b->key);
-}
-
-static bool heap_push(learner *L, int64_t count, uint32_t pair) {
-    if (L->heap_size == L->heap_cap) {
-        size_t cap = L->heap_cap ? L->heap_cap * 2 : 1 << 16;
-        heap_entry *h = realloc(L->heap, cap * sizeof *h);
-        if (!h)
-            return false;
-        L->heap = h;
-        L->heap_cap = cap;
-    }
-    heap_entry e = {count, L->pi.pairs[pair].key, pair};
-    size_t i = L->heap_size++;
-    while (i > 0 && better(&e, &L->heap[(i - 1) / 2])) {
-        L->heap[i] = L->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    L->heap[i] = e;
-    return true;
-}
-
-static heap_entry heap_pop(learner *L) {
-    heap_entry top = L->heap[0], last = L->heap[--L->heap_size];
-    size_t i = 0, n = L->heap_size;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && better(&L->heap[c + 1], &L->heap[c]))
-            c++;
-        if (!better(&L->heap[c], &last))
-            break;
-        L->heap[i] = L->heap[c];
-        i = c;
-    }
-    if (n > 0)
-        L->heap[i] = last;
-    return top;
-}
-
 /* Adds delta to the count of (left, right) as seen in `word`. */
 static bool adjust(learner *L, int32_t left, int32_t right, int64_t delta, uint32_t word, int32_t new_id) {
-    uint32_t p = pair_get(&L->pi, (uint64_t)(uint32_t)left << 32 | (uint32_t)right, delta > 0);
+    uint32_t p = train_pair_get(&L->pi, (uint64_t)(uint32_t)left << 32 | (uint32_t)right, delta > 0);
     if (p == UINT32_MAX)
         return delta < 0; /* decrementing an absent pair cannot happen; creating one can fail */
     pair_info *info = &L->pi.pairs[p];
     info->count += delta;
     if (delta > 0) {
-        if (!pair_add_word(info, word))
+        if (!train_pair_add_word(info, word))
             return false;
         if ((left == new_id || right == new_id) && info->pushed != (uint32_t)L->n_merges) {
             info->pushed = (uint32_t)L->n_merges;
@@ -270,25 +145,25 @@ static ob_status learn(learner *L, const word_table *words, int max_merges, int 
         for (uint32_t i = 0; i < e->len; i++)
             L->syms[k + i] = words->bytes[e->start + i];
         for (uint32_t i = 0; i + 1 < e->len; i++) {
-            uint32_t p = pair_get(&L->pi, (uint64_t)L->syms[k + i] << 32 | (uint32_t)L->syms[k + i + 1], true);
-            if (p == UINT32_MAX || !pair_add_word(&L->pi.pairs[p], (uint32_t)w))
+            uint32_t p = train_pair_get(&L->pi, (uint64_t)L->syms[k + i] << 32 | (uint32_t)L->syms[k + i + 1], true);
+            if (p == UINT32_MAX || !train_pair_add_word(&L->pi.pairs[p], (uint32_t)w))
                 return OB_ERR_NOMEM;
             L->pi.pairs[p].count += (int64_t)e->count;
         }
         k += e->len;
     }
     for (size_t p = 0; p < L->pi.count; p++)
-        if (!heap_push(L, L->pi.pairs[p].count, (uint32_t)p))
+        if (!train_heap_push(&L->heap, L->pi.pairs[p].count, L->pi.pairs[p].key, (uint32_t)p))
             return OB_ERR_NOMEM;
 
     ob_progress bar;
     if (progress)
         ob_progress_begin(&bar, stderr, "learning merges", (uint64_t)max_merges, "merges");
-    while (L->n_merges < max_merges && L->heap_size > 0) {
-        heap_entry top = heap_pop(L);
+    while (L->n_merges < max_merges && L->heap.size > 0) {
+        heap_entry top = train_heap_pop(&L->heap);
         pair_info *info = &L->pi.pairs[top.pair];
         if (top.count != info->count) {
-            if (info->count > 0 && !heap_push(L, info->count, top.pair))
+            if (info->count > 0 && !train_heap_push(&L->heap, info->count, info->key, top.pair))
                 return OB_ERR_NOMEM;
             continue;
         }
@@ -321,7 +196,7 @@ static ob_status learn(learner *L, const word_table *words, int max_merges, int 
         L->n_merges++;
         for (size_t i = 0; i < L->n_new; i++) {
             uint32_t p = L->new_pairs[i];
-            if (L->pi.pairs[p].count > 0 && !heap_push(L, L->pi.pairs[p].count, p))
+            if (L->pi.pairs[p].count > 0 && !train_heap_push(&L->heap, L->pi.pairs[p].count, L->pi.pairs[p].key, p))
                 return OB_ERR_NOMEM;
         }
         if (progress)
@@ -342,7 +217,7 @@ static void learner_free(learner *L) {
         free(L->pi.pairs[p].words);
     free(L->pi.pairs);
     free(L->pi.slots);
-    free(L->heap);
+    free(L->heap.a);
     free(L->tok_bytes);
     free(L->tok_start);
     free(L->tok_len);
@@ -380,6 +255,9 @@ static void byte_order(int32_t final_id[256]) {
     }
 }
 
+/* Training id t -> id in the written vocabulary. */
+static int32_t final_id(const int32_t byte_id[256], int32_t t) { return t < 256 ? byte_id[t] : t; }
+
 static ob_status build(const learner *L, const ob_bpe_train_options *opts, ob_tokenizer **out) {
     int n = 256 + L->n_merges + opts->num_specials;
     ob_tokenizer *tok;
@@ -388,10 +266,8 @@ static ob_status build(const learner *L, const ob_bpe_train_options *opts, ob_to
         return st;
     int32_t byte_id[256];
     byte_order(byte_id);
-    /* Training id t -> final id. */
-    #define FINAL(t) ((t) < 256 ? byte_id[(t)] : (t))
     for (int t = 0; t < 256 + L->n_merges && !st; t++)
-        st = tok_set_token(tok, FINAL(t), L->tok_bytes + L->tok_start[t], L->tok_len[t], TOK_IN_MODEL);
+        st = tok_set_token(tok, final_id(byte_id, t), L->tok_bytes + L->tok_start[t], L->tok_len[t], TOK_IN_MODEL);
     for (int s = 0; s < opts->num_specials && !st; s++) {
         const char *text = opts->specials[s];
         size_t len = strlen(text);
@@ -407,11 +283,10 @@ static ob_status build(const learner *L, const ob_bpe_train_options *opts, ob_to
         st = tok_index(tok, "trained tokenizer");
     for (int i = 0; i < L->n_merges && !st; i++) {
         tok_merge_problem problem;
-        st = tok_add_merge(tok, FINAL(L->merges[i][0]), FINAL(L->merges[i][1]), &problem);
+        st = tok_add_merge(tok, final_id(byte_id, L->merges[i][0]), final_id(byte_id, L->merges[i][1]), &problem);
         if (st && problem != TOK_MERGE_OK)
             st = ob_error(OB_ERR_FORMAT, "trained tokenizer: merge %d is inconsistent (internal error)", i);
     }
-    #undef FINAL
     if (!st)
         st = tok_finish(tok, "trained tokenizer");
     if (st) {

@@ -62,6 +62,15 @@ if command -v node >/dev/null && [ -d "$src/tests/node_modules/@anush008/tokeniz
     sed -n "${i}p" "$work/hf" | cmp -s - "$work/ours" || die "Hugging Face tokenizers disagrees on $f"; ok
     sed -n "${i}p" "$work/hfjs" | cmp -s - "$work/ours" || die "Tokenizers.js disagrees on $f"; ok
   done
+  # Small tokenizers with add_prefix_space, a non-special added token,
+  # ignore_merges and ["a", "b"] merges (the fuzz seeds).
+  printf 'hello the cat<sep>sat on<sep> the mat\n  x <|endoftext|>end  ' > "$work/seeds.txt"
+  for seed in prefix_space_added ignore_merges array_merges trained bytes_only; do
+    json="$src/tests/fuzz/corpus/fuzz_tokenizer_json/$seed.json"
+    node "$src/tests/ref/tokenize_ref.cjs" hf "$json" "$work/seeds.txt" > "$work/hf"
+    "$onebit" tokenizer encode --tokenizer "$json" --allow-special < "$work/seeds.txt" > "$work/ours"
+    cmp -s "$work/hf" "$work/ours" || die "Hugging Face tokenizers disagrees with $seed.json"; ok
+  done
 else
   echo "node or tests/node_modules missing: Hugging Face comparison skipped"
 fi

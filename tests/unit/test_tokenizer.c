@@ -5,6 +5,7 @@
  * counts, special tokens, errors) and a clear error naming file and field for
  * each kind of malformed tokenizer file. Random inputs come from a fresh seed
  * that is printed (set ONEBIT_TEST_SEED to repeat a run). */
+#define _GNU_SOURCE /* memmem */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -515,6 +516,9 @@ static void m_pre_meta(cJSON *r) {
 static void m_pre_flag(cJSON *r) {
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(r, "pre_tokenizer"), "add_prefix_space", cJSON_CreateString("no"));
 }
+static void m_pre_no_prefix(cJSON *r) {
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(r, "pre_tokenizer"), "add_prefix_space");
+}
 static void m_decoder(cJSON *r) {
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(r, "decoder"), "type", cJSON_CreateString("WordPiece"));
 }
@@ -560,6 +564,7 @@ static void test_malformed_json(void **state) {
         {m_pre_null, OB_ERR_UNSUPPORTED, "field 'pre_tokenizer' is null"},
         {m_pre_meta, OB_ERR_UNSUPPORTED, "field 'pre_tokenizer.type' = \"Metaspace\" is not supported"},
         {m_pre_flag, OB_ERR_FORMAT, "pre_tokenizer: field 'add_prefix_space' must be true or false, found a string"},
+        {m_pre_no_prefix, OB_ERR_FORMAT, "field 'pre_tokenizer.add_prefix_space' is missing"},
         {m_decoder, OB_ERR_UNSUPPORTED, "field 'decoder.type' = \"WordPiece\""},
         {m_added_object, OB_ERR_FORMAT, "field 'added_tokens' must be an array, found an object"},
         {m_added_clash, OB_ERR_FORMAT, "added_tokens[0]: id 3 is \"$\" in model.vocab but the added token's content"},
