@@ -10,8 +10,6 @@ static int pending(const char *name, const char *issue) {
     return 3;
 }
 
-int ob_cmd_tokenize(int argc, char **argv) { (void)argc; return pending(argv[0], "tokenizer and data issue"); }
-int ob_cmd_train(int argc, char **argv) { (void)argc; return pending(argv[0], "CPU training issue"); }
 int ob_cmd_eval(int argc, char **argv) { (void)argc; return pending(argv[0], "inference runtime issue"); }
 int ob_cmd_chat(int argc, char **argv) { (void)argc; return pending(argv[0], "inference runtime issue"); }
 int ob_cmd_generate(int argc, char **argv) { (void)argc; return pending(argv[0], "inference runtime issue"); }

@@ -8,6 +8,13 @@
 #include "onebit/config.h"
 #include "onebit/data.h"
 #include "onebit/json.h"
+#include "onebit/model.h"
+#include "onebit/plot.h"
+#include "onebit/quant.h"
+#include "onebit/safetensors.h"
+#include "onebit/schedule.h"
+#include "onebit/tensor.h"
 #include "onebit/tokenizer.h"
+#include "onebit/train.h"
 
 #endif
