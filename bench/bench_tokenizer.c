@@ -10,7 +10,6 @@
  * Defaults: the GPT-2 tokenizer and the Gutenberg valid books from
  * $ONEBIT_DATA_DIR (or ../shared/data), concatenated. Run from the source root
  * (node needs tests/node_modules; see scripts/install-deps.sh). */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <omp.h>
 #include <stdio.h>

@@ -5,7 +5,6 @@
  * counts, special tokens, errors) and a clear error naming file and field for
  * each kind of malformed tokenizer file. Random inputs come from a fresh seed
  * that is printed (set ONEBIT_TEST_SEED to repeat a run). */
-#define _GNU_SOURCE /* memmem */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
