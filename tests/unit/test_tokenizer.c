@@ -562,7 +562,7 @@ static void test_malformed_json(void **state) {
         {m_normalizer, OB_ERR_UNSUPPORTED, "field 'normalizer.type' = \"NFC\" is not supported"},
         {m_pre_null, OB_ERR_UNSUPPORTED, "field 'pre_tokenizer' is null"},
         {m_pre_meta, OB_ERR_UNSUPPORTED, "field 'pre_tokenizer.type' = \"Metaspace\" is not supported"},
-        {m_pre_flag, OB_ERR_FORMAT, "pre_tokenizer: field 'add_prefix_space' must be true or false, found a string"},
+        {m_pre_flag, OB_ERR_FORMAT, "pre_tokenizer: field 'add_prefix_space' = \"no\" must be true or false, found a string"},
         {m_pre_no_prefix, OB_ERR_FORMAT, "field 'pre_tokenizer.add_prefix_space' is missing"},
         {m_decoder, OB_ERR_UNSUPPORTED, "field 'decoder.type' = \"WordPiece\""},
         {m_added_object, OB_ERR_FORMAT, "field 'added_tokens' must be an array, found an object"},
