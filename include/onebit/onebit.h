@@ -7,6 +7,7 @@
 #include "onebit/common.h"
 #include "onebit/config.h"
 #include "onebit/data.h"
+#include "onebit/dist.h"
 #include "onebit/json.h"
 #include "onebit/model.h"
 #include "onebit/plot.h"

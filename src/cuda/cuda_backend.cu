@@ -135,7 +135,7 @@ static ob_status allocate(gpu_backend *g) {
     DALLOC(st->row_plain, N);
     size_t widest = H > F ? H : F;
     size_t qk_chunks = (N * nh + 255) / 256;
-    size_t partial_floats = ((N + 63) / 64) * widest;
+    size_t partial_floats = ob_gpu_norm_partials((int)N, (int)widest);
     if (qk_chunks * hd > partial_floats)
         partial_floats = qk_chunks * hd;
     DALLOC(st->partials, partial_floats);
@@ -219,6 +219,12 @@ static ob_status prepare_tables(gpu_backend *g) {
     return OB_OK;
 }
 
+static ob_status dist_setup(gpu_backend *g, const ob_dist *dist) {
+    gpu_state *st = &g->st;
+    OB_STATUS_TRY(dalloc(g, (void **)&st->values, 8 * sizeof(double)));
+    return ob_gpu_dist_init(st, dist);
+}
+
 static size_t param_bytes(ob_backend *b) { return b->model->num_floats * sizeof(float); }
 
 static ob_status gpu_copy(ob_backend *b, void *dst, const void *src, cudaMemcpyKind kind) {
@@ -243,7 +249,18 @@ static ob_status gpu_zero_grad(ob_backend *b) {
 
 static ob_status gpu_train_batch(ob_backend *b, const int32_t *inputs, const int32_t *targets, int B, int T,
                                  const ob_step_info *step, float grad_scale, double *loss) {
-    return ob_gpu_pass(&impl(b)->st, inputs, targets, B, T, step, true, grad_scale, loss, NULL, NULL);
+    gpu_state *st = &impl(b)->st;
+    st->reduce = st->comm && b->reduce_in_backward;
+    return ob_gpu_pass(st, inputs, targets, B, T, step, true, grad_scale, loss, NULL, NULL);
+}
+
+static ob_status gpu_sync_step(ob_backend *b, double *values, int count) {
+    gpu_state *st = &impl(b)->st;
+    OB_CUDA_TRY(cudaSetDevice(st->device));
+    if (count > 8)
+        return ob_error(OB_ERR_INVALID_ARG, "sync_step: at most 8 values");
+    OB_STATUS_TRY(ob_gpu_reduce_wait(st));
+    return ob_gpu_sum_values(st, values, count);
 }
 
 static ob_status gpu_eval_batch(ob_backend *b, const int32_t *inputs, const int32_t *targets, int B, int T,
@@ -299,8 +316,11 @@ static void gpu_destroy(ob_backend *b) {
         for (int i = 0; i < g->num_allocs; i++)
             cudaFree(g->allocs[i]);
         free(g->allocs);
+        ob_gpu_dist_free(st);
         ob_gemm_free(st->gemm);
         ob_gpu_wquant_free(st->wq);
+        free(st->layer_begin);
+        free(st->layer_end);
         if (st->stream)
             cudaStreamDestroy(st->stream);
         free(st->layers);
@@ -315,12 +335,38 @@ static void gpu_destroy(ob_backend *b) {
 }
 
 static const ob_backend_ops gpu_ops = {
-    gpu_upload,    gpu_download,  gpu_zero_grad,   gpu_train_batch, gpu_eval_batch, gpu_grad_norm,
-    gpu_adamw,     gpu_get_grads, gpu_get_moments, gpu_set_moments, gpu_destroy,
+    gpu_upload,    gpu_download,    gpu_zero_grad,   gpu_train_batch, gpu_eval_batch, gpu_grad_norm, gpu_adamw,
+    gpu_get_grads, gpu_get_moments, gpu_set_moments, gpu_sync_step,   gpu_destroy,
 };
 
+/* Gradient ranges of each layer, for reductions as the backward pass goes. */
+static ob_status layer_ranges(gpu_backend *g) {
+    gpu_state *st = &g->st;
+    const ob_model *m = st->m;
+    int L = m->cfg.num_layers;
+    st->layer_begin = (size_t *)calloc((size_t)L, sizeof(size_t));
+    st->layer_end = (size_t *)calloc((size_t)L, sizeof(size_t));
+    if (!st->layer_begin || !st->layer_end)
+        return ob_error(OB_ERR_NOMEM, "cuda: out of host memory");
+    for (int l = 0; l < L; l++)
+        st->layer_begin[l] = m->num_floats;
+    for (int i = 0; i < m->num_params; i++) {
+        const ob_param *p = &m->params[i];
+        if (p->layer < 0)
+            continue;
+        if (p->offset < st->layer_begin[p->layer])
+            st->layer_begin[p->layer] = p->offset;
+        if (p->offset + p->numel > st->layer_end[p->layer])
+            st->layer_end[p->layer] = p->offset + p->numel;
+    }
+    /* Layers are contiguous; the gaps between tensors (alignment) go with the layer before. */
+    for (int l = 0; l + 1 < L; l++)
+        st->layer_end[l] = st->layer_begin[l + 1];
+    return OB_OK;
+}
+
 extern "C" ob_status ob_cuda_backend_create(int device, const ob_model *m, int max_batch, int max_seq,
-                                            ob_backend **out) {
+                                            const ob_dist *dist, ob_backend **out) {
     *out = NULL;
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
@@ -358,6 +404,15 @@ extern "C" ob_status ob_cuda_backend_create(int device, const ob_model *m, int m
         s = allocate(g);
     if (s == OB_OK)
         s = prepare_tables(g);
+    if (s == OB_OK)
+        s = layer_ranges(g);
+    if (s == OB_OK && dist && dist->world > 1) {
+        s = dist_setup(g, dist);
+        b->rank = dist->rank;
+        b->world = dist->world;
+    } else {
+        b->world = 1;
+    }
     if (s == OB_OK && cudaMemcpy(st->params, m->weights, param_bytes(b), cudaMemcpyHostToDevice) != cudaSuccess)
         s = ob_error(OB_ERR_DEVICE, "cuda: upload of the parameters failed");
     if (s == OB_OK && (cudaMemset(st->grads, 0, param_bytes(b)) != cudaSuccess ||

@@ -391,12 +391,19 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
         OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, false, st->grads + param(&p, m->final_norm)->offset, st->partials,
                                            st->dn, st->xf, st->params + param(&p, m->final_norm)->offset, st->meanf,
                                            st->rstdf, N, H, !c->use_subln, s));
-        for (int l = L - 1; l >= 0; l--)
+        for (int l = L - 1; l >= 0; l--) {
             OB_STATUS_TRY(layer_backward(&p, l, B, T));
+            if (st->reduce) /* this layer's gradients are final: sum them over the processes now */
+                OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_begin[l], st->layer_end[l]));
+        }
         ob_gpu_profile_mark(&st->prof, s, "embedding backward, mask");
         OB_STATUS_TRY(embed_backward(&p, B, T, distinct));
         if (!fp)
             OB_STATUS_TRY(ob_gpu_mask_clamped(st->wq, st->params, st->grads, (float)c->latent_clamp_max, s));
+        if (st->reduce) {
+            OB_STATUS_TRY(ob_gpu_reduce_range(st, 0, st->layer_begin[0]));
+            OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_end[L - 1], m->num_floats));
+        }
     }
     double sums[2];
     OB_CUDA_TRY(cudaMemcpyAsync(sums, st->sums, sizeof sums, cudaMemcpyDeviceToHost, s));

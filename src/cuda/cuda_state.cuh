@@ -8,6 +8,10 @@
 #include "cuda/kernels.cuh"
 #include "cuda/profile.cuh"
 
+extern "C" {
+#include "onebit/dist.h"
+}
+
 typedef struct {
     float *x, *a;                       /* residual entering the layer, after attention [N,H] */
     float *mean1, *rstd1, *mean2, *rstd2;
@@ -53,7 +57,24 @@ typedef struct {
     const ob_step_info *step;
     float *host_logits;      /* eval with logits: destination on the host */
     ob_gpu_profile prof;
+    /* Data parallelism (world > 1): NCCL communicator and its stream. */
+    int world;
+    void *comm;                /* ncclComm_t */
+    cudaStream_t comm_stream;
+    cudaEvent_t ready, reduced;
+    bool reduce;               /* this pass reduces the gradients as layers finish */
+    size_t *layer_begin, *layer_end; /* gradient ranges per layer (floats) */
+    double *values;            /* device scratch of sync_step */
 } gpu_state;
+
+/* NCCL (cuda/nccl.cu): communicator set-up from the rendezvous, gradient ranges
+ * reduced on the communication stream after the compute stream reached them,
+ * and a small sum of host values. */
+ob_status ob_gpu_dist_init(gpu_state *st, const ob_dist *dist);
+void ob_gpu_dist_free(gpu_state *st);
+ob_status ob_gpu_reduce_range(gpu_state *st, size_t begin, size_t end);
+ob_status ob_gpu_reduce_wait(gpu_state *st);
+ob_status ob_gpu_sum_values(gpu_state *st, double *values, int count);
 
 /* Forward (and backward when `train`) of one batch; losses as means over tokens. */
 ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targets, int B, int T,

@@ -213,11 +213,17 @@ __device__ __forceinline__ void mma_pv(float *out, const bf16 *p, bool transpose
     }
 }
 
+/* A warp's scores are dead once its probabilities are written, so its product
+ * tile reuses their space (more blocks fit on a multiprocessor). */
+template <int HD> union score_or_product {
+    float s[16 * LDS];
+    float o[16 * hd_dims<HD>::LDO];
+};
+
 template <int HD> struct fwd_smem {
     bf16 q[TILE * hd_dims<HD>::LDH], k[TILE * hd_dims<HD>::LDH], v[TILE * hd_dims<HD>::LDH];
-    float s[FWARPS][16 * LDS];
+    score_or_product<HD> so[FWARPS];
     bf16 p[FWARPS][16 * LDP];
-    float o[FWARPS][16 * hd_dims<HD>::LDO];
 };
 
 template <int HD>
@@ -240,7 +246,7 @@ __global__ void __launch_bounds__(FWARPS * 32) flash_forward(bf16 *o, float *lse
         for (int i = 0; i < CPL; i++)
             acc[r][i] = 0.0f;
     }
-    float *s_w = sm.s[warp], *o_w = sm.o[warp];
+    float *s_w = sm.so[warp].s, *o_w = sm.so[warp].o;
     bf16 *p_w = sm.p[warp];
     for (int kb = 0; kb <= qb; kb++) {
         int k0 = kb * TILE;
@@ -293,9 +299,9 @@ __global__ void __launch_bounds__(FWARPS * 32) flash_forward(bf16 *o, float *lse
 template <int HD> struct bwd_smem {
     bf16 q[TILE * hd_dims<HD>::LDH], k[TILE * hd_dims<HD>::LDH], v[TILE * hd_dims<HD>::LDH],
         dout[TILE * hd_dims<HD>::LDH];
-    float s[FWARPS][16 * LDS], dp[FWARPS][16 * LDS];
+    score_or_product<HD> so[FWARPS]; /* scores, then the warp's product tile */
+    float dp[FWARPS][16 * LDS];
     bf16 p[TILE * LDP], ds[TILE * LDP];
-    float tmp[FWARPS][16 * hd_dims<HD>::LDO];
     float lse[TILE], delta[TILE];
 };
 
@@ -349,17 +355,17 @@ __global__ void __launch_bounds__(FWARPS * 32) flash_backward_dq(bf16 *dq, const
 #pragma unroll
         for (int i = 0; i < CPL; i++)
             acc[r][i] = 0.0f;
-    float *t_w = sm.tmp[warp];
+    float *t_w = sm.so[warp].o;
     for (int kb = 0; kb <= qb; kb++) {
         int k0 = kb * TILE;
         __syncthreads();
         load_tile<HD>(sm.k, k + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
         load_tile<HD>(sm.v, v + ((size_t)b * T + k0) * kstride + (size_t)kh * HD, kstride, min(TILE, T - k0));
         __syncthreads();
-        mma_abt<HD>(sm.s[warp], sm.q + warp * 16 * LDH, sm.k);
+        mma_abt<HD>(sm.so[warp].s, sm.q + warp * 16 * LDH, sm.k);
         mma_abt<HD>(sm.dp[warp], sm.dout + warp * 16 * LDH, sm.v);
         __syncwarp();
-        backward_probs(sm.s[warp], sm.dp[warp], NULL, sm.ds, warp * 16, q0, k0, T, sm.lse, sm.delta, scale, lane);
+        backward_probs(sm.so[warp].s, sm.dp[warp], NULL, sm.ds, warp * 16, q0, k0, T, sm.lse, sm.delta, scale, lane);
         __syncwarp();
         mma_pv<HD>(t_w, sm.ds + warp * 16 * LDP, false, sm.k);
         __syncwarp();
@@ -404,7 +410,7 @@ __global__ void __launch_bounds__(FWARPS * 32) flash_backward_dkv(bf16 *dk, bf16
 #pragma unroll
         for (int i = 0; i < CPL; i++)
             ak[r][i] = av[r][i] = 0.0f;
-    float *t_w = sm.tmp[warp];
+    float *t_w = sm.so[warp].o;
     int nqb = (T + TILE - 1) / TILE;
     for (int h = kh * group; h < (kh + 1) * group; h++) {
         for (int qb = kb; qb < nqb; qb++) {
@@ -414,10 +420,10 @@ __global__ void __launch_bounds__(FWARPS * 32) flash_backward_dkv(bf16 *dk, bf16
             load_tile<HD>(sm.dout, dout + ((size_t)b * T + q0) * qstride + (size_t)h * HD, qstride, valid);
             load_row_stats<HD>(sm.lse, sm.delta, lse, delta, ((size_t)b * nh + h) * T + q0, valid);
             __syncthreads();
-            mma_abt<HD>(sm.s[warp], sm.q + warp * 16 * LDH, sm.k);
+            mma_abt<HD>(sm.so[warp].s, sm.q + warp * 16 * LDH, sm.k);
             mma_abt<HD>(sm.dp[warp], sm.dout + warp * 16 * LDH, sm.v);
             __syncwarp();
-            backward_probs(sm.s[warp], sm.dp[warp], sm.p, sm.ds, warp * 16, q0, k0, T, sm.lse, sm.delta, scale,
+            backward_probs(sm.so[warp].s, sm.dp[warp], sm.p, sm.ds, warp * 16, q0, k0, T, sm.lse, sm.delta, scale,
                            lane);
             __syncthreads();
             /* This warp's 16 key rows: dV += Pᵀ·dO, dK += dSᵀ·Q. */

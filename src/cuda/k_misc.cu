@@ -62,17 +62,21 @@ __global__ void cross_entropy_kernel(bf16 *dlogits, float *row_loss, float *row_
                                      const int32_t *targets, int V, float eps, float grad_scale) {
     const float *z = logits + (size_t)blockIdx.x * V;
     int y = targets[blockIdx.x];
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < V; j += blockDim.x)
-        mx = fmaxf(mx, z[j]);
-    mx = block_max(mx);
-    float sum = 0, zsum = 0;
+    /* One pass for the maximum and the sum of exponentials (online softmax). */
+    float m = -INFINITY, s = 0, zs = 0;
     for (int j = threadIdx.x; j < V; j += blockDim.x) {
-        sum += __expf(z[j] - mx);
-        zsum += z[j];
+        float v = z[j];
+        if (v > m) {
+            s = s * __expf(m - v) + 1.0f;
+            m = v;
+        } else {
+            s += __expf(v - m);
+        }
+        zs += v;
     }
-    sum = block_sum(sum);
-    zsum = block_sum(zsum);
+    float mx = block_max(m);
+    float sum = block_sum(m == -INFINITY ? 0.0f : s * __expf(m - mx));
+    float zsum = block_sum(zs);
     float lse = mx + logf(sum);
     if (threadIdx.x == 0) {
         float nll = lse - z[y];

@@ -58,31 +58,33 @@ ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const
     return OB_OK;
 }
 
-/* dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·g; per-chunk column sums of
- * dy·x̂ for the gain gradient. */
+/* dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·g. One warp per row; each
+ * warp keeps its own column sums of dy·x̂ (the gain gradient) in a row of
+ * `partials`, summed afterwards in a fixed order. */
+#define DG_WARPS 8
+
 __global__ void norm_backward_kernel(float *dx, bool accumulate, float *partials, const bf16 *dy, const float *x,
                                      const float *g, const float *mean, const float *rstd, int n, int d,
                                      bool layernorm) {
-    int chunk = blockIdx.x;
-    float *part = partials + (size_t)chunk * d;
-    for (int j = threadIdx.x; j < d; j += blockDim.x)
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *part = partials + ((size_t)blockIdx.x * DG_WARPS + warp) * d;
+    for (int j = lane; j < d; j += 32)
         part[j] = 0.0f;
-    int row_end = min(n, (chunk + 1) * DG_ROWS);
-    for (int row = chunk * DG_ROWS; row < row_end; row++) {
+    int row_end = min(n, (int)(blockIdx.x + 1) * DG_ROWS);
+    for (int row = blockIdx.x * DG_ROWS + warp; row < row_end; row += DG_WARPS) {
         const float *xr = x + (size_t)row * d;
         const bf16 *dyr = dy + (size_t)row * d;
         float m = layernorm ? mean[row] : 0.0f, r = rstd[row];
         float s1 = 0, s2 = 0;
-        for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        for (int j = lane; j < d; j += 32) {
             float dxh = __bfloat162float(dyr[j]) * g[j];
-            float xh = (xr[j] - m) * r;
             s1 += dxh;
-            s2 += dxh * xh;
+            s2 += dxh * (xr[j] - m) * r;
         }
-        s1 = block_sum(s1);
-        s2 = block_sum(s2);
+        s1 = warp_sum(s1);
+        s2 = warp_sum(s2);
         float mean_dxh = layernorm ? s1 / d : 0.0f, mean_dxh_xh = s2 / d;
-        for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        for (int j = lane; j < d; j += 32) {
             float dyv = __bfloat162float(dyr[j]);
             float xh = (xr[j] - m) * r;
             float v = r * (dyv * g[j] - mean_dxh - xh * mean_dxh_xh);
@@ -103,13 +105,15 @@ __global__ void column_sum(float *dg, const float *partials, int chunks, int d) 
     dg[j] += t;
 }
 
+size_t ob_gpu_norm_partials(int n, int d) { return (size_t)((n + DG_ROWS - 1) / DG_ROWS) * DG_WARPS * d; }
+
 ob_status ob_gpu_norm_backward(float *dx, bool accumulate, float *dg, float *partials, const bf16 *dy,
                                const float *x, const float *g, const float *mean, const float *rstd, int n, int d,
                                bool layernorm, cudaStream_t s) {
     int chunks = (n + DG_ROWS - 1) / DG_ROWS;
-    norm_backward_kernel<<<chunks, NORM_THREADS, 0, s>>>(dx, accumulate, partials, dy, x, g, mean, rstd, n, d,
-                                                         layernorm);
-    column_sum<<<ob_blocks((size_t)d, 256), 256, 0, s>>>(dg, partials, chunks, d);
+    norm_backward_kernel<<<chunks, DG_WARPS * 32, 0, s>>>(dx, accumulate, partials, dy, x, g, mean, rstd, n, d,
+                                                          layernorm);
+    column_sum<<<ob_blocks((size_t)d, 256), 256, 0, s>>>(dg, partials, chunks * DG_WARPS, d);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

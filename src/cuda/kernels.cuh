@@ -58,7 +58,9 @@ ob_status ob_gpu_mask_clamped(ob_gpu_wquant *q, const float *w, float *grads, fl
  * version to `yq` (yq may equal y when the unquantised rows are not needed). */
 ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g, int n,
                               int d, float eps, bool layernorm, int act_bits, cudaStream_t s);
-/* dx (fp32, = or += when accumulate) and the gain gradient (fp32 +=) from bf16 dy. */
+/* dx (fp32, = or += when accumulate) and the gain gradient (fp32 +=) from bf16 dy;
+ * `partials` holds ob_gpu_norm_partials(n, d) floats. */
+size_t ob_gpu_norm_partials(int n, int d);
 ob_status ob_gpu_norm_backward(float *dx, bool accumulate, float *dg, float *partials, const bf16 *dy,
                                const float *x, const float *g, const float *mean, const float *rstd, int n, int d,
                                bool layernorm, cudaStream_t s);

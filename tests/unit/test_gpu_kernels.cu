@@ -136,7 +136,7 @@ static void test_norms(void **state) {
         std::vector<float> rdx((size_t)n * d), rdg(d, 0.0f);
         ob_cpu_norm_backward(rdx.data(), rdg.data(), dy.data(), x.data(), g.data(), rm.data(), rr.data(), n, d, ln);
         float *ddx = dev<float>((size_t)n * d), *ddg = dev_f(std::vector<float>(d, 0.0f));
-        float *partials = dev<float>((size_t)((n + 63) / 64) * d);
+        float *partials = dev<float>(ob_gpu_norm_partials(n, d));
         bf16 *ddy = dev_b(dy);
         OK(ob_gpu_norm_backward(ddx, false, ddg, partials, ddy, dx_, dg_, mean, rstd, n, d, ln, 0));
         expect_close("norm backward dx", host_f(ddx, rdx.size()), rdx, 1e-4);
