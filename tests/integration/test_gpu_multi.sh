@@ -28,6 +28,14 @@ for r in $(seq 0 $((n - 1))); do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || { cat "$work"/many*.log; exit 1; }; done
+# The same through mpirun, where it is installed.
+if command -v mpirun > /dev/null; then
+  mpirun --allow-run-as-root --oversubscribe -np "$n" -x NCCL_NVLS_ENABLE=0 "$bin" train "${common[@]}" \
+    --output-dir "$work/mpi" > "$work/mpi.log" 2>&1 || { cat "$work/mpi.log"; exit 1; }
+  cmp <(grep -o '"train_loss":[^,]*' "$work/many/metrics.jsonl") <(grep -o '"train_loss":[^,]*' "$work/mpi/metrics.jsonl") ||
+    { echo "mpirun launch gave other losses"; exit 1; }
+  echo "mpirun launch: same losses"
+fi
 "$ONEBIT_PYTHON" - "$work/one/metrics.jsonl" "$work/many/metrics.jsonl" <<'PY'
 import json, sys
 one = [r["train_loss"] for r in map(json.loads, open(sys.argv[1])) if "train_loss" in r]
