@@ -1,5 +1,4 @@
 /* cuBLASLt plans and execution (see gemm.cuh). */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +6,6 @@
 
 #define PLAN_CACHE 128
 #define WORKSPACE_BYTES (64u << 20)
-#define CANDIDATES 8
 
 typedef struct {
     int m, n, k;
@@ -65,93 +63,6 @@ void ob_gemm_free(ob_gemm *g) {
 static ob_status launch(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo, void *d,
                         float beta_value);
 
-/* Choices are shared by every ob_gemm of the process, so that two backends (or a
- * backend rebuilt for a resumed run) compute with the same algorithms. */
-typedef struct {
-    int m, n, k;
-    bool trans_a, trans_b, device_alpha;
-    cudaDataType d_type;
-    int index; /* into the heuristic's list */
-} choice;
-static choice choices[PLAN_CACHE];
-static int num_choices;
-
-static int remembered_choice(const ob_gemm_args *a) {
-    for (int i = 0; i < num_choices; i++) {
-        const choice *c = &choices[i];
-        if (c->m == a->m && c->n == a->n && c->k == a->k && c->trans_a == a->trans_a && c->trans_b == a->trans_b &&
-            c->device_alpha == (a->alpha_device != NULL) && c->d_type == a->d_type)
-            return c->index;
-    }
-    return -1;
-}
-
-static void remember_choice(const ob_gemm_args *a, int index) {
-    if (num_choices == PLAN_CACHE)
-        return;
-    choice c = {a->m, a->n, a->k, a->trans_a, a->trans_b, a->alpha_device != NULL, a->d_type, index};
-    choices[num_choices++] = c;
-}
-
-/* The heuristic's first choice is sometimes several times slower than its
- * others for some shapes, so the candidates are timed once on the real operands
- * (into a scratch output) and the fastest kept; the first choice stays unless
- * another is clearly faster, so that runs in different processes agree. */
-static ob_status choose_fastest(ob_gemm *g, const ob_gemm_args *a, plan *p, const cublasLtMatmulHeuristicResult_t *res,
-                                int found) {
-    int known = remembered_choice(a);
-    if (known >= 0 && known < found) {
-        p->algo = res[known].algo;
-        return OB_OK;
-    }
-    if (found < 2)
-        return OB_OK;
-    size_t bytes = (size_t)a->m * a->n * (a->d_type == CUDA_R_32F ? 4 : 2);
-    void *scratch = NULL;
-    if (cudaMalloc(&scratch, bytes) != cudaSuccess) {
-        cudaGetLastError();
-        return OB_OK; /* keep the heuristic's choice */
-    }
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    float best = 0, first = 0;
-    int best_i = 0;
-    ob_status st = OB_OK;
-    for (int i = 0; i < found && st == OB_OK; i++) {
-        if (res[i].state != CUBLAS_STATUS_SUCCESS)
-            continue;
-        st = launch(g, a, p, &res[i].algo, scratch, 0.0f); /* warm-up */
-        cudaEventRecord(e0, g->stream);
-        for (int r = 0; r < 3 && st == OB_OK; r++)
-            st = launch(g, a, p, &res[i].algo, scratch, 0.0f);
-        cudaEventRecord(e1, g->stream);
-        cudaEventSynchronize(e1);
-        float ms = 0;
-        cudaEventElapsedTime(&ms, e0, e1);
-        if (i == 0)
-            first = best = ms;
-        else if (ms < best) {
-            best = ms;
-            best_i = i;
-        }
-    }
-    if (st == OB_OK && best < 0.8f * first)
-        p->algo = res[best_i].algo;
-    else
-        best_i = 0;
-    if (st == OB_OK)
-        remember_choice(a, best_i);
-    if (getenv("ONEBIT_GEMM_VERBOSE"))
-        fprintf(stderr, "gemm %d x %d x %d%s%s %s: first %.3f ms, best #%d %.3f ms (of %d)\n", a->m, a->n, a->k,
-                a->trans_a ? " At" : "", a->trans_b ? " Bt" : "", a->d_type == CUDA_R_32F ? "f32" : "bf16", first / 3,
-                best_i, best / 3, found);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    cudaFree(scratch);
-    return st;
-}
-
 /* Row-major D[M,N] = op(A)·op(B) is column-major Dᵀ[N,M] = op(B)ᵀ·op(A)ᵀ: cuBLAS
  * sees B first. A row-major [R,C] matrix is a column-major [C,R] one. */
 static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
@@ -190,16 +101,18 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
                        CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
     OB_CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
                                                        sizeof schemes));
-    cublasLtMatmulHeuristicResult_t results[CANDIDATES];
+    /* The heuristic's first choice, always: timing candidates would pick
+     * differently from run to run and break bit-exact resumes. */
+    cublasLtMatmulHeuristicResult_t result;
     int found = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref,
-                                                      CANDIDATES, results, &found);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref, 1,
+                                                      &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
         return ob_error(OB_ERR_DEVICE, "cuBLASLt: no algorithm for a %d x %d x %d product (status %d)", a->m, a->n,
                         a->k, (int)s);
-    p->algo = results[0].algo;
-    return choose_fastest(g, a, p, results, found);
+    p->algo = result.algo;
+    return OB_OK;
 }
 
 static plan *find_plan(ob_gemm *g, const ob_gemm_args *a) {

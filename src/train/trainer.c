@@ -334,6 +334,8 @@ static ob_status train_loop(run *r, ob_train_result *res) {
     while (r->step < r->sched.max_steps) {
         int64_t t = r->step;
         ob_step_info info = ob_schedule_step(&r->sched, t);
+        if (window_start < 0)
+            window_start = ob_now(); /* the rate leaves out logging, validation and checkpoints */
         if ((st = b->ops->zero_grad(b)))
             break;
         double sum = 0;
@@ -400,8 +402,8 @@ static ob_status train_loop(run *r, ob_train_result *res) {
                          row.tokens_per_second);
                 ob_progress_update(&bar, (uint64_t)r->step, suffix);
             }
-            window_start = now;
             window_tokens = 0;
+            window_start = -1; /* restarted after the bookkeeping below */
         }
         if (o->eval_every > 0 && r->step % o->eval_every == 0 && (st = log_eval(r, elapsed, &val_loss)))
             break;
