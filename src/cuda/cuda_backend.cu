@@ -221,7 +221,18 @@ static ob_status prepare_tables(gpu_backend *g) {
 
 static ob_status dist_setup(gpu_backend *g, const ob_dist *dist) {
     gpu_state *st = &g->st;
+    int L = st->m->cfg.num_layers;
+    size_t largest = st->layer_begin[0] > st->m->num_floats - st->layer_end[L - 1]
+                         ? st->layer_begin[0]
+                         : st->m->num_floats - st->layer_end[L - 1];
+    for (int l = 0; l < L; l++)
+        if (st->layer_end[l] - st->layer_begin[l] > largest)
+            largest = st->layer_end[l] - st->layer_begin[l];
+    st->max_shard = (largest + dist->world - 1) / dist->world;
+    size_t bytes = (size_t)dist->world * st->max_shard * sizeof(float);
     OB_STATUS_TRY(dalloc(g, (void **)&st->values, 8 * sizeof(double)));
+    OB_STATUS_TRY(dalloc(g, (void **)&st->reduce_recv, bytes));
+    OB_STATUS_TRY(dalloc(g, (void **)&st->reduce_gather, bytes));
     return ob_gpu_dist_init(st, dist);
 }
 
@@ -244,14 +255,40 @@ static ob_status gpu_download(ob_backend *b, float *params) {
 static ob_status gpu_zero_grad(ob_backend *b) {
     OB_CUDA_TRY(cudaSetDevice(impl(b)->st.device));
     OB_CUDA_TRY(cudaMemsetAsync(impl(b)->st.grads, 0, param_bytes(b), impl(b)->st.stream));
+    impl(b)->st.grads_fresh = true;
     return OB_OK;
 }
 
 static ob_status gpu_train_batch(ob_backend *b, const int32_t *inputs, const int32_t *targets, int B, int T,
                                  const ob_step_info *step, float grad_scale, double *loss) {
-    gpu_state *st = &impl(b)->st;
-    st->reduce = st->comm && b->reduce_in_backward;
-    return ob_gpu_pass(st, inputs, targets, B, T, step, true, grad_scale, loss, NULL, NULL);
+    gpu_backend *g = impl(b);
+    gpu_state *st = &g->st;
+    bool reduce = st->comm && b->reduce_in_backward;
+    if (st->grads_fresh) {
+        st->grads_fresh = false;
+        st->reduce = reduce; /* overlapped with this backward pass */
+        return ob_gpu_pass(st, inputs, targets, B, T, step, true, grad_scale, loss, NULL, NULL);
+    }
+    OB_CUDA_TRY(cudaSetDevice(st->device));
+    if (!st->grads_micro) {
+        OB_STATUS_TRY(dalloc(g, (void **)&st->grads_micro, param_bytes(b)));
+        b->device_bytes += param_bytes(b);
+    }
+    OB_CUDA_TRY(cudaMemsetAsync(st->grads_micro, 0, param_bytes(b), st->stream));
+    float *total = st->grads;
+    st->grads = st->grads_micro;
+    st->reduce = false;
+    ob_status s = ob_gpu_pass(st, inputs, targets, B, T, step, true, grad_scale, loss, NULL, NULL);
+    st->grads = total;
+    OB_STATUS_TRY(s);
+    OB_STATUS_TRY(ob_gpu_add(st->grads, st->grads_micro, b->model->num_floats, st->stream));
+    if (!reduce)
+        return OB_OK;
+    int L = b->model->cfg.num_layers;
+    OB_STATUS_TRY(ob_gpu_reduce_range(st, 0, st->layer_begin[0]));
+    for (int l = 0; l < L; l++)
+        OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_begin[l], st->layer_end[l]));
+    return ob_gpu_reduce_range(st, st->layer_end[L - 1], b->model->num_floats);
 }
 
 static ob_status gpu_sync_step(ob_backend *b, double *values, int count) {

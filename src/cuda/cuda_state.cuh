@@ -34,6 +34,11 @@ typedef struct {
     ob_gpu_wquant *wq;
     int *matrix_of;          /* parameter index → quantiser matrix index (-1: a vector) */
     float *params, *grads, *mom_m, *mom_v; /* fp32, model layout */
+    /* Accumulation: the first micro-batch after zero_grad writes `grads`; later
+     * ones write `grads_micro` (allocated when first needed), which is then
+     * added, so that k micro-batches sum in the same order as k processes. */
+    float *grads_micro;
+    bool grads_fresh;
     bf16 *w_eff, *wc;        /* effective weights, clamped latent weights (Arenas) */
     ob_gpu_qstats *stats;    /* per matrix */
     ob_gpu_param_seg *segs;  /* per parameter */
@@ -58,13 +63,15 @@ typedef struct {
     float *host_logits;      /* eval with logits: destination on the host */
     ob_gpu_profile prof;
     /* Data parallelism (world > 1): NCCL communicator and its stream. */
-    int world;
+    int world, rank;
     void *comm;                /* ncclComm_t */
     cudaStream_t comm_stream;
     cudaEvent_t ready, reduced;
     bool reduce;               /* this pass reduces the gradients as layers finish */
     size_t *layer_begin, *layer_end; /* gradient ranges per layer (floats) */
     double *values;            /* device scratch of sync_step */
+    size_t max_shard;          /* largest per-process shard of a gradient range */
+    float *reduce_recv, *reduce_gather; /* [world][max_shard] each */
 } gpu_state;
 
 /* NCCL (cuda/nccl.cu): communicator set-up from the rendezvous, gradient ranges

@@ -137,6 +137,18 @@ ob_status ob_gpu_residual(float *out, const float *a, const bf16 *b, float scale
     return OB_OK;
 }
 
+__global__ void add_kernel(float *acc, const float *x, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        acc[i] += x[i];
+}
+
+ob_status ob_gpu_add(float *acc, const float *x, size_t n, cudaStream_t s) {
+    add_kernel<<<ob_blocks(n, 256), 256, 0, s>>>(acc, x, n);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
+
 #define SUM_BLOCKS 256
 #define SUM_THREADS 256
 

@@ -119,6 +119,8 @@ ob_status ob_gpu_f32_to_bf16(bf16 *out, const float *in, size_t n, float scale, 
 ob_status ob_gpu_bf16_to_f32(float *out, const bf16 *in, size_t n, cudaStream_t s);
 /* out = a + scale·b (fp32 = fp32 + bf16). */
 ob_status ob_gpu_residual(float *out, const float *a, const bf16 *b, float scale, size_t n, cudaStream_t s);
+/* acc += x. */
+ob_status ob_gpu_add(float *acc, const float *x, size_t n, cudaStream_t s);
 /* Deterministic sum of n floats (in double) into *out (device). */
 ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bool squares, cudaStream_t s);
 

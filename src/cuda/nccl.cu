@@ -1,7 +1,10 @@
 /* Data-parallel gradient reduction through NCCL. Each layer's gradients are
  * summed over all processes as soon as the backward pass has finished that
  * layer, on a second stream, so communication overlaps the rest of the
- * backward pass. Every process issues the same reductions in the same order. */
+ * backward pass. The sum is taken in rank order (an all-to-all of shards, an
+ * ordered sum of each shard, an all-gather), never in the order a collective
+ * happens to use: N processes then compute exactly what one process computes
+ * with N accumulation steps, and every run repeats bit for bit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +30,7 @@ ob_status ob_gpu_dist_init(gpu_state *st, const ob_dist *dist) {
     NCCL_TRY(ncclCommInitRank(&comm, dist->world, id, dist->rank));
     st->comm = comm;
     st->world = dist->world;
+    st->rank = dist->rank;
     OB_CUDA_TRY(cudaStreamCreateWithFlags(&st->comm_stream, cudaStreamNonBlocking));
     OB_CUDA_TRY(cudaEventCreateWithFlags(&st->ready, cudaEventDisableTiming));
     OB_CUDA_TRY(cudaEventCreateWithFlags(&st->reduced, cudaEventDisableTiming));
@@ -43,13 +47,51 @@ void ob_gpu_dist_free(gpu_state *st) {
     st->comm = NULL;
 }
 
+/* out[i] = Σ_p parts[p][i] for p = 0, 1, ... in order. */
+__global__ void ordered_sum(float *out, const float *parts, size_t stride, int world, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    float acc = parts[i];
+    for (int p = 1; p < world; p++)
+        acc += parts[(size_t)p * stride + i];
+    out[i] = acc;
+}
+
 ob_status ob_gpu_reduce_range(gpu_state *st, size_t begin, size_t end) {
     if (!st->comm || end <= begin)
         return OB_OK;
+    ncclComm_t comm = (ncclComm_t)st->comm;
+    int world = st->world, rank = st->rank;
+    size_t n = end - begin, shard = (n + world - 1) / world;
+    if (shard > st->max_shard)
+        return ob_error(OB_ERR_DEVICE, "gradient range of %zu floats exceeds the reduction buffers", n);
     OB_CUDA_TRY(cudaEventRecord(st->ready, st->stream));
     OB_CUDA_TRY(cudaStreamWaitEvent(st->comm_stream, st->ready, 0));
-    NCCL_TRY(ncclAllReduce(st->grads + begin, st->grads + begin, end - begin, ncclFloat, ncclSum,
-                           (ncclComm_t)st->comm, st->comm_stream));
+    /* recv[p] = shard `rank` of process p's gradients. */
+    size_t mine = rank * shard >= n ? 0 : (n - rank * shard < shard ? n - rank * shard : shard);
+    NCCL_TRY(ncclGroupStart());
+    for (int p = 0; p < world; p++) {
+        size_t off = (size_t)p * shard, len = off >= n ? 0 : (n - off < shard ? n - off : shard);
+        if (p == rank) {
+            OB_CUDA_TRY(cudaMemcpyAsync(st->reduce_recv + (size_t)p * st->max_shard, st->grads + begin + off,
+                                        len * sizeof(float), cudaMemcpyDeviceToDevice, st->comm_stream));
+            continue;
+        }
+        if (len)
+            NCCL_TRY(ncclSend(st->grads + begin + off, len, ncclFloat, p, comm, st->comm_stream));
+        if (mine)
+            NCCL_TRY(ncclRecv(st->reduce_recv + (size_t)p * st->max_shard, mine, ncclFloat, p, comm, st->comm_stream));
+    }
+    NCCL_TRY(ncclGroupEnd());
+    if (mine)
+        ordered_sum<<<ob_blocks(mine, 256), 256, 0, st->comm_stream>>>(st->reduce_gather + (size_t)rank * shard,
+                                                                        st->reduce_recv, st->max_shard, world, mine);
+    OB_LAUNCH_CHECK();
+    NCCL_TRY(ncclAllGather(st->reduce_gather + (size_t)rank * shard, st->reduce_gather, shard, ncclFloat, comm,
+                           st->comm_stream));
+    OB_CUDA_TRY(cudaMemcpyAsync(st->grads + begin, st->reduce_gather, n * sizeof(float), cudaMemcpyDeviceToDevice,
+                                st->comm_stream));
     return OB_OK;
 }
 
