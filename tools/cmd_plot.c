@@ -39,7 +39,8 @@ static int render_png(const ob_metrics_series *s, const char *title, const char 
         if (fp) {
             fputs(script, fp);
             fclose(fp);
-            snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", script_path);
+            /* gnuplot's chatter (range warnings) is shown only when it fails. */
+            snprintf(cmd, sizeof cmd, "gnuplot '%s' > '%s/log' 2>&1 || cat '%s/log' >&2", script_path, dir, dir);
             rc = system(cmd) == 0 && rename(tmp_png, out) == 0 ? 0 : 1;
             if (rc)
                 fprintf(stderr, "onebit plot: gnuplot failed (install it with scripts/install-deps.sh, or write "
@@ -48,8 +49,8 @@ static int render_png(const ob_metrics_series *s, const char *title, const char 
         }
         unlink(script_path);
     }
-    const char *files[] = {"train.dat", "val.dat", "lr.dat"};
-    for (int i = 0; i < 3; i++) {
+    const char *files[] = {"train.dat", "val.dat", "lr.dat", "log"};
+    for (int i = 0; i < 4; i++) {
         char p[64];
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
         unlink(p);
