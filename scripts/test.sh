@@ -33,17 +33,28 @@ if [ "${ONEBIT_SKIP_FUZZ:-0}" != 1 ]; then
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONEBIT_FUZZ=ON -DONEBIT_CUDA=OFF \
     -DONEBIT_SANITIZE=ON >/dev/null
   cmake --build build-fuzz -j "$jobs"
+  # Crash inputs and logs go to the build tree, never into the sources; a fixed
+  # crash input is then copied to tests/fuzz/regressions/<target>/ by hand.
+  artifacts="$root/build-fuzz/fuzz-artifacts"
   for src in tests/fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
     corpus=$(mktemp -d)
     cp -r "tests/fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
-    echo "-- $name"
+    mkdir -p "$artifacts/$name"
+    dict=()
+    if [ -f "tests/fuzz/$name.dict" ]; then dict=(-dict="tests/fuzz/$name.dict"); fi
+    log="$artifacts/$name.log"
+    status=0
     "build-fuzz/bin/$name" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 \
-      -print_final_stats=1 "$corpus" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|crash-" || true
-    status=${PIPESTATUS[0]}
+      -print_final_stats=1 -artifact_prefix="$artifacts/$name/" "${dict[@]}" "$corpus" >"$log" 2>&1 || status=$?
     rm -rf "$corpus"
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    echo "$name: ${execs:-unknown} executions in ${fuzz_seconds}s (exit $status; log $log)"
     if [ "$status" -ne 0 ]; then
-      echo "fuzzer $name failed (exit $status)"; exit 1
+      grep -E "ERROR|SUMMARY|Test unit written" "$log" || tail -n 30 "$log"
+      echo "fuzzer $name failed: its input is in $artifacts/$name/; fix the bug, then keep the input in" \
+        "tests/fuzz/regressions/$name/"
+      exit 1
     fi
   done
 fi

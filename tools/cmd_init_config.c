@@ -12,7 +12,7 @@ int ob_cmd_init_config(int argc, char **argv) {
     };
     const ob_command_spec spec = {
         .name = argv[0],
-        .summary = "Write the default model configuration (DESIGN.md section 3) to PATH.",
+        .summary = "Write the default model configuration to PATH (every field: docs/CONFIG.md).",
         .usage = "[--force] PATH",
         .args = args,
         .min_positional = 1,

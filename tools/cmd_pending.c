@@ -10,8 +10,6 @@ static int pending(const char *name, const char *issue) {
     return 3;
 }
 
-int ob_cmd_tokenize(int argc, char **argv) { (void)argc; return pending(argv[0], "tokenizer and data issue"); }
 int ob_cmd_export(int argc, char **argv) { (void)argc; return pending(argv[0], "export issue"); }
 int ob_cmd_search(int argc, char **argv) { (void)argc; return pending(argv[0], "bit-width search issue"); }
 int ob_cmd_eval_config(int argc, char **argv) { (void)argc; return pending(argv[0], "bit-width search issue"); }
-int ob_cmd_plot(int argc, char **argv) { (void)argc; return pending(argv[0], "CPU training issue"); }

@@ -233,7 +233,8 @@ int ob_cmd_tokenizer(int argc, char **argv) {
             "usage: %s <train|encode|decode> [options]   (%s <sub> --help for its options)\n\n"
             "  train    learn a byte-level BPE vocabulary from text files, write tokenizer.json\n"
             "  encode   text on stdin -> token ids on stdout (one line, separated by spaces)\n"
-            "  decode   token ids on stdin -> text on stdout\n",
+            "  decode   token ids on stdin -> text on stdout\n"
+            "  -h, --help  show this help and exit\n",
             argv[0], argv[0]);
     if (argc >= 2 && out == stderr)
         fprintf(stderr, "%s: unknown subcommand '%s'\n", argv[0], argv[1]);

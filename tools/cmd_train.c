@@ -53,6 +53,7 @@ int ob_cmd_train(int argc, char **argv) {
         {"--seed", OB_ARG_I64, &seed, "N", "seed of the initial weights and the data order", NULL, 0, 9e18, NULL},
         {"--device", OB_ARG_STRING, &o.device, "DEV", "cpu, cuda or cuda:N", NULL, 0, 0, NULL},
         {"--threads", OB_ARG_INT, &o.threads, "N", "CPU threads (0: all cores)", NULL, 0, 4096, NULL},
+        {"--dist-rendezvous", OB_ARG_STRING, &o.dist_rendezvous, "FILE", "data parallel: file through which the processes meet (default OUTPUT_DIR/.rendezvous)", NULL, 0, 0, NULL},
         {"--no-progress", OB_ARG_BOOL, &no_progress, NULL, "no progress bar", NULL, 0, 0, NULL},
         {0},
     };
@@ -63,7 +64,9 @@ int ob_cmd_train(int argc, char **argv) {
         .usage = "--config FILE --data-dir PATH --output-dir DIR [options]",
         .details = "Checkpoints go to DIR/checkpoint-N/ with DIR/latest pointing at the newest; metrics to\n"
                    "DIR/metrics.jsonl and DIR/metrics.csv (plot them with onebit plot). Ctrl-C writes a\n"
-                   "checkpoint and stops; --resume DIR/latest continues exactly where it stopped.",
+                   "checkpoint and stops; --resume DIR/latest continues exactly where it stopped.\n"
+                   "Several GPUs: mpirun -np N onebit train --device cuda ... (or start N processes with\n"
+                   "ONEBIT_RANK, ONEBIT_WORLD_SIZE and ONEBIT_LOCAL_RANK set); --batch-size is per GPU.",
         .args = args,
     };
     int rc = ob_cmd_parse(&spec, argc, argv, NULL);

@@ -67,6 +67,24 @@ static void use_fast_blas_kernels(char **argv) {
     execv("/proc/self/exe", argv);
 }
 
+/* Exit status 2 with the closest command name suggested. */
+static int unknown_command(const char *name) {
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t i = 0; i < command_count; i++) {
+        size_t d = ob_edit_distance(name, commands[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = commands[i].name;
+        }
+    }
+    if (best && ob_close_enough(name, best_d))
+        fprintf(stderr, "onebit: unknown command '%s'; did you mean '%s'? (see onebit help)\n", name, best);
+    else
+        fprintf(stderr, "onebit: unknown command '%s' (see onebit help)\n", name);
+    return 2;
+}
+
 int main(int argc, char **argv) {
     use_fast_blas_kernels(argv);
     /* Commands report progress at info level unless $ONEBIT_LOG says otherwise. */
@@ -88,33 +106,27 @@ int main(int argc, char **argv) {
     }
     const char *name = argv[1];
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
-        if (argc > 2 && find_command(argv[2])) {
+        if (argc > 2) {
+            const command *c = find_command(argv[2]);
+            if (!c)
+                return unknown_command(argv[2]);
             char *help_argv[] = {argv[2], "--help", NULL};
-            return run_command(find_command(argv[2]), 2, help_argv);
+            return run_command(c, 2, help_argv);
         }
         print_usage(stdout);
         return 0;
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("onebit %s\n", OB_VERSION_STRING);
+#ifdef ONEBIT_HAVE_CUDA
+        printf("CUDA backend: built, %s\n", ob_cuda_available() ? "a GPU is visible" : "no GPU visible");
+#else
+        printf("CUDA backend: not built\n");
+#endif
         return 0;
     }
     const command *c = find_command(name);
-    if (!c) {
-        const char *best = NULL;
-        size_t best_d = (size_t)-1;
-        for (size_t i = 0; i < command_count; i++) {
-            size_t d = ob_edit_distance(name, commands[i].name);
-            if (d < best_d) {
-                best_d = d;
-                best = commands[i].name;
-            }
-        }
-        if (best_d <= strlen(name) / 3 + 2)
-            fprintf(stderr, "onebit: unknown command '%s'; did you mean '%s'? (see onebit help)\n", name, best);
-        else
-            fprintf(stderr, "onebit: unknown command '%s' (see onebit help)\n", name);
-        return 2;
-    }
+    if (!c)
+        return unknown_command(name);
     return run_command(c, argc - 1, argv + 1);
 }

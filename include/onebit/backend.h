@@ -4,6 +4,7 @@
 #ifndef ONEBIT_BACKEND_H
 #define ONEBIT_BACKEND_H
 
+#include "onebit/dist.h"
 #include "onebit/model.h"
 
 #ifdef __cplusplus
@@ -60,6 +61,10 @@ typedef struct ob_backend_ops {
     ob_status (*get_grads)(ob_backend *b, float *grads);
     ob_status (*get_moments)(ob_backend *b, float *m, float *v);
     ob_status (*set_moments)(ob_backend *b, const float *m, const float *v);
+    /* Data parallelism: finishes the gradient reduction that train_batch started
+     * (when reduce_in_backward was set) and sums `values` (count <= 8) over all
+     * processes. A no-op for a single process. */
+    ob_status (*sync_step)(ob_backend *b, double *values, int count);
     void (*destroy)(ob_backend *b);
 } ob_backend_ops;
 
@@ -68,19 +73,30 @@ struct ob_backend {
     const ob_model *model;
     int max_batch, max_seq;
     char device[32];
+    size_t device_bytes; /* memory the backend allocated on its device (reports) */
+    int rank, world;     /* data-parallel position (0, 1 alone) */
+    /* Set before the last micro-batch of a step: its backward pass sums the
+     * gradients over all processes as each layer finishes. */
+    bool reduce_in_backward;
     void *impl;
 };
 
 /* device: "cpu", "cuda" or "cuda:N". Batches up to max_batch x max_seq. */
 ob_status ob_backend_create(const char *device, const ob_model *m, int max_batch, int max_seq,
                             ob_backend **out) OB_NODISCARD;
+/* One of `dist->world` data-parallel processes (dist may be NULL: alone). */
+ob_status ob_backend_create_dist(const char *device, const ob_model *m, int max_batch, int max_seq,
+                                 const struct ob_dist *dist, ob_backend **out) OB_NODISCARD;
 void ob_backend_free(ob_backend *b);
 /* True when this build has the CUDA backend and a GPU is visible. */
 bool ob_cuda_available(void);
+/* Device memory in use (all allocations of this process and others) and in
+ * total on GPU `device`; for memory reports. */
+ob_status ob_cuda_memory(int device, size_t *used, size_t *total);
 
 ob_status ob_cpu_backend_create(const ob_model *m, int max_batch, int max_seq, ob_backend **out) OB_NODISCARD;
 ob_status ob_cuda_backend_create(int device, const ob_model *m, int max_batch, int max_seq,
-                                 ob_backend **out) OB_NODISCARD;
+                                 const struct ob_dist *dist, ob_backend **out) OB_NODISCARD;
 
 #ifdef __cplusplus
 }

@@ -159,6 +159,11 @@ void ob_format_duration(double seconds, char *buf, size_t size);
 bool ob_utf8_valid(const char *s, size_t n, size_t *bad_offset);
 /* Levenshtein distance, for "did you mean" suggestions. */
 size_t ob_edit_distance(const char *a, const char *b);
+/* True when a name at edit `distance` from what the user typed is worth
+ * suggesting: at most a third of the typed name's length plus one (leading
+ * dashes not counted), and less than its whole length. One rule for flags and
+ * command names, so '--lr-mn' suggests '--lr-min' and '--x' suggests nothing. */
+bool ob_close_enough(const char *given, size_t distance);
 
 /* ---- files -------------------------------------------------------------- */
 

@@ -64,14 +64,18 @@ typedef struct ob_config {
 
 /* The defaults of DESIGN.md §3. */
 void ob_config_default(ob_config *cfg);
-/* Loads and validates. A missing file is an error. */
+/* Loads and validates. A missing file is an error. *cfg is overwritten (free an
+ * earlier config first); on failure it holds the defaults and nothing to free. */
 ob_status ob_config_load(const char *path, ob_config *cfg) OB_NODISCARD;
-/* Parses and validates JSON text; `source` names it in messages. */
+/* Parses and validates JSON text (same contract); `source` names it in messages. */
 ob_status ob_config_parse(const char *text, size_t len, const char *source, ob_config *cfg) OB_NODISCARD;
 ob_status ob_config_validate(const ob_config *cfg, const char *source) OB_NODISCARD;
 /* Pretty-printed JSON (heap string, free with free()). */
 char *ob_config_to_json(const ob_config *cfg);
 ob_status ob_config_save(const ob_config *cfg, const char *path) OB_NODISCARD;
+/* True when both describe the same model: every field, the layer_bit_map parts
+ * that are present, and the unknown fields. */
+bool ob_config_equal(const ob_config *a, const ob_config *b);
 /* Deep copy (the unknown fields too); release with ob_config_free. */
 ob_status ob_config_copy(ob_config *dst, const ob_config *src) OB_NODISCARD;
 void ob_config_free(ob_config *cfg);

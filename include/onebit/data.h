@@ -160,7 +160,8 @@ typedef struct ob_stream_options {
 /* Tokenizes the inputs while batches are drawn: documents in order, each
  * preceded by the EOS token, windows following each other with one token of
  * overlap, so no token is dropped between batches; memory is bounded by one
- * batch plus one 64 KiB piece of text. Borrows `tok` and the option strings. */
+ * batch plus one piece of text (at most 128 KiB). Borrows `tok` and the option
+ * strings. */
 ob_status ob_batch_source_stream(const ob_stream_options *opts, const ob_tokenizer *tok, int rank, int world,
                                  ob_batch_source **out) OB_NODISCARD;
 
@@ -211,7 +212,7 @@ typedef struct ob_tokenize_options {
     ob_token_dtype dtype;          /* OB_TOKENS_AUTO: from the vocabulary */
     int threads;                   /* 0: all cores */
     bool progress;                 /* progress bar on stderr */
-    bool force;                    /* replace shards of the same prefix */
+    bool force;                    /* delete shards of the same prefix first */
 } ob_tokenize_options;
 
 typedef struct ob_tokenize_split_stats {
@@ -228,6 +229,7 @@ typedef struct ob_tokenize_stats {
     uint64_t skipped_empty_documents;
     uint64_t unsafe_cuts; /* long documents cut where a pre-token might span the cut */
     ob_token_dtype dtype;
+    int threads;
     double seconds;
 } ob_tokenize_stats;
 

@@ -18,6 +18,7 @@ typedef struct ob_train_options {
     const char *output_dir;
     const char *resume;        /* checkpoint directory, or "latest" (in output_dir) */
     const char *device;        /* "cpu", "cuda", "cuda:N" */
+    const char *dist_rendezvous; /* data parallelism: rendezvous file (default <output_dir>/.rendezvous) */
     bool streaming;            /* tokenize text on the fly instead of shards */
     int batch_size;
     int seq_len;               /* 0: max_seq_len of the config */

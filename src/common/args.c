@@ -25,8 +25,7 @@ static ob_status unknown_flag(const ob_command_spec *spec, const char *flag, siz
             best = a->name;
         }
     }
-    size_t limit = strlen(given) / 3 + 2;
-    if (best && best_d <= limit)
+    if (best && ob_close_enough(given, best_d))
         return ob_error(OB_ERR_INVALID_ARG, "%s: unknown flag '%s'; did you mean '%s'? (see %s --help)",
                         spec->name, given, best, spec->name);
     return ob_error(OB_ERR_INVALID_ARG, "%s: unknown flag '%s' (see %s --help)", spec->name, given, spec->name);
@@ -115,7 +114,15 @@ static ob_status list_append(ob_strlist *list, const char *value, int capacity) 
     return OB_OK;
 }
 
-static bool is_flag(const char *s) { return s[0] == '-' && s[1] != '\0' && !(s[1] >= '0' && s[1] <= '9'); }
+/* "-1", "-.5" and "-1e-3" are values (--lr-min -1), not flags; "-" alone is a
+ * positional argument (stdin by convention). */
+static bool is_flag(const char *s) {
+    if (s[0] != '-' || s[1] == '\0')
+        return false;
+    char *end;
+    (void)strtod(s, &end);
+    return *end != '\0';
+}
 
 ob_status ob_args_parse(const ob_command_spec *spec, int argc, char **argv, ob_strlist *positional, bool *help) {
     *help = false;
@@ -124,7 +131,7 @@ ob_status ob_args_parse(const ob_command_spec *spec, int argc, char **argv, ob_s
     for (const ob_arg *a = spec->args; a->name; a++)
         if (a->type == OB_ARG_LIST)
             memset(a->dest, 0, sizeof(ob_strlist));
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             ob_args_print_help(spec, stdout);
             *help = true;
@@ -178,8 +185,14 @@ ob_status ob_args_parse(const ob_command_spec *spec, int argc, char **argv, ob_s
         const char *value;
         if (eq) {
             value = eq + 1;
-        } else if (i + 1 < argc) {
+        } else if (i + 1 < argc && !is_flag(argv[i + 1])) {
             value = argv[++i];
+        } else if (i + 1 < argc) {
+            st = ob_error(OB_ERR_INVALID_ARG,
+                          "%s: %s needs a value (%s), found the flag '%s' (write %s=%s for a value that starts "
+                          "with '-')",
+                          spec->name, a->name, a->metavar ? a->metavar : "VALUE", argv[i + 1], a->name, argv[i + 1]);
+            break;
         } else {
             st = ob_error(OB_ERR_INVALID_ARG, "%s: %s needs a value (%s)", spec->name, a->name,
                           a->metavar ? a->metavar : "VALUE");

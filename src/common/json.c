@@ -1,6 +1,8 @@
 /* Strict JSON: a small RFC 8259 syntax check runs before cJSON builds the tree,
  * because cJSON alone accepts leading zeros, trailing bytes, raw control
- * characters and duplicate keys. Errors carry file, line and column. */
+ * characters and duplicate keys. Errors carry file, line, column and the text
+ * found there. Output goes through json_print.c. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,10 +27,29 @@ static void position(const scanner *sc, size_t offset, int *line, int *col) {
     }
 }
 
+/* Up to 24 bytes of the input at the error, printable ASCII kept and every
+ * other byte shown as \xHH, so the message says what was found there. */
+static void snippet(const scanner *sc, char *out, size_t size) {
+    size_t k = 0;
+    for (size_t i = sc->i; i < sc->n && i < sc->i + 24 && k + 5 < size; i++) {
+        unsigned char c = sc->s[i];
+        if (c >= 0x20 && c < 0x7F)
+            out[k++] = (char)c;
+        else
+            k += (size_t)snprintf(out + k, size - k, "\\x%02X", c);
+    }
+    out[k] = '\0';
+}
+
 static ob_status syntax_error(const scanner *sc, const char *what) {
     int line, col;
+    char near[128];
     position(sc, sc->i, &line, &col);
-    return ob_error(OB_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", sc->source, line, col, what);
+    snippet(sc, near, sizeof near);
+    if (!near[0])
+        return ob_error(OB_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", sc->source, line, col, what);
+    return ob_error(OB_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s, found '%s'", sc->source, line, col,
+                    what, near);
 }
 
 static void skip_ws(scanner *sc) {
@@ -209,7 +230,11 @@ static ob_status scan_value(scanner *sc, int depth) {
     case 't': return scan_literal(sc, "true");
     case 'f': return scan_literal(sc, "false");
     case 'n': return scan_literal(sc, "null");
-    default: return scan_number(sc);
+    case '-': return scan_number(sc);
+    default:
+        if (is_digit(sc->s[sc->i]))
+            return scan_number(sc);
+        return syntax_error(sc, "value expected");
     }
 }
 
@@ -219,36 +244,47 @@ static int compare_keys(const void *a, const void *b) {
 
 /* Duplicate keys are found by sorting each object's keys: objects such as a BPE
  * vocabulary hold tens of thousands of members. */
-static ob_status check_duplicates(const cJSON *item, const char *source) {
+static ob_status check_object_keys(const cJSON *object, const char *source) {
+    size_t count = 0;
+    for (const cJSON *c = object->child; c; c = c->next)
+        count++;
+    if (count < 2)
+        return OB_OK;
+    const char **keys = ob_malloc(count * sizeof *keys);
+    if (!keys)
+        return ob_error(OB_ERR_NOMEM, "%s: out of memory while checking JSON keys", source);
+    size_t k = 0;
+    for (const cJSON *c = object->child; c; c = c->next)
+        keys[k++] = c->string;
+    qsort(keys, count, sizeof *keys, compare_keys);
+    ob_status st = OB_OK;
+    for (k = 1; k < count && st == OB_OK; k++) {
+        if (strcmp(keys[k - 1], keys[k]) != 0)
+            continue;
+        if (object->string)
+            st = ob_error(OB_ERR_FORMAT, "%s: duplicate key \"%s\" in object '%s'", source, keys[k], object->string);
+        else
+            st = ob_error(OB_ERR_FORMAT, "%s: duplicate key \"%s\" in a JSON object", source, keys[k]);
+    }
+    free(keys);
+    return st;
+}
+
+/* The checks that need the tree: duplicate keys, and numbers too large for a
+ * double (1e400 would become infinity, which JSON cannot write back). */
+static ob_status check_tree(const cJSON *item, const char *source) {
     for (; item; item = item->next) {
-        if (cJSON_IsObject(item)) {
-            size_t count = 0;
-            for (const cJSON *c = item->child; c; c = c->next)
-                count++;
-            if (count > 1) {
-                const char **keys = ob_malloc(count * sizeof *keys);
-                if (!keys)
-                    return OB_ERR_NOMEM;
-                size_t k = 0;
-                for (const cJSON *c = item->child; c; c = c->next)
-                    keys[k++] = c->string;
-                qsort(keys, count, sizeof *keys, compare_keys);
-                for (k = 1; k < count; k++) {
-                    if (strcmp(keys[k - 1], keys[k]) == 0) {
-                        ob_status st =
-                            ob_error(OB_ERR_FORMAT, "%s: duplicate key \"%s\" in a JSON object", source, keys[k]);
-                        free(keys);
-                        return st;
-                    }
-                }
-                free(keys);
-            }
+        ob_status st;
+        if (cJSON_IsObject(item) && (st = check_object_keys(item, source)))
+            return st;
+        if (cJSON_IsNumber(item) && !isfinite(item->valuedouble)) {
+            if (item->string)
+                return ob_error(OB_ERR_FORMAT, "%s: field '%s' holds a number too large for a double", source,
+                                item->string);
+            return ob_error(OB_ERR_FORMAT, "%s: a number too large for a double", source);
         }
-        if (item->child) {
-            ob_status st = check_duplicates(item->child, source);
-            if (st)
-                return st;
-        }
+        if (item->child && (st = check_tree(item->child, source)))
+            return st;
     }
     return OB_OK;
 }
@@ -258,7 +294,7 @@ ob_status ob_json_parse(const char *text, size_t len, const char *source, cJSON 
     size_t bad;
     if (!ob_utf8_valid(text, len, &bad)) {
         scanner sc = {(const unsigned char *)text, len, bad, source};
-        return syntax_error(&sc, "invalid UTF-8");
+        return syntax_error(&sc, "invalid UTF-8 (the text must be UTF-8 encoded)");
     }
     scanner sc = {(const unsigned char *)text, len, 0, source};
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
@@ -269,10 +305,11 @@ ob_status ob_json_parse(const char *text, size_t len, const char *source, cJSON 
     skip_ws(&sc);
     if (sc.i != sc.n)
         return syntax_error(&sc, "unexpected characters after the JSON value");
+    /* The text is valid JSON now, so cJSON can only fail for lack of memory. */
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root)
         return ob_error(OB_ERR_NOMEM, "%s: out of memory while parsing JSON", source);
-    if ((st = check_duplicates(root, source))) {
+    if ((st = check_tree(root, source))) {
         cJSON_Delete(root);
         return st;
     }
@@ -293,43 +330,11 @@ ob_status ob_json_load_file(const char *path, cJSON **out) {
 }
 
 ob_status ob_json_save_file(const char *path, const cJSON *root) {
-    char *text = cJSON_Print(root);
+    char *text = ob_json_print(root, true);
     if (!text)
         return ob_error(OB_ERR_NOMEM, "%s: out of memory while writing JSON", path);
-    size_t n = strlen(text);
-    /* cJSON indents with tabs; two spaces read better and diff cleanly. */
-    size_t tabs = 0;
-    for (size_t i = 0; i < n; i++)
-        tabs += text[i] == '\t';
-    char *out = ob_malloc(n + tabs + 2);
-    if (!out) {
-        cJSON_free(text);
-        return OB_ERR_NOMEM;
-    }
-    size_t k = 0;
-    bool in_string = false, escaped = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = text[i];
-        if (in_string) {
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '\t') {
-            out[k++] = ' ';
-            out[k++] = ' ';
-            continue;
-        }
-        out[k++] = c;
-    }
-    out[k++] = '\n';
-    cJSON_free(text);
-    ob_status st = ob_write_file_atomic(path, out, k);
-    free(out);
+    ob_status st = ob_write_file_atomic(path, text, strlen(text));
+    free(text);
     return st;
 }
 
@@ -357,13 +362,39 @@ const char *ob_json_type_name(const cJSON *item) {
     return "invalid";
 }
 
+/* The offending value as it appears in the file, shortened for messages:
+ * "field 'hidden_size' = "512" must be an integer, found a string". */
+static const char *shown(const cJSON *item, char *buf, size_t size) {
+    char *text = ob_json_print(item, false);
+    if (!text)
+        return "?";
+    size_t n = strlen(text);
+    if (n < size)
+        memcpy(buf, text, n + 1);
+    else
+        snprintf(buf, size, "%.*s...", (int)(size - 4), text);
+    free(text);
+    return buf;
+}
+
+ob_status ob_json_type_error(const cJSON *item, const char *key, const char *source, const char *wanted) {
+    char buf[64];
+    return ob_error(OB_ERR_FORMAT, "%s: field '%s' = %s must be %s, found %s", source, key,
+                    shown(item, buf, sizeof buf), wanted, ob_json_type_name(item));
+}
+
 ob_status ob_json_get_int(const cJSON *obj, const char *key, const char *source, int64_t *out, bool *present) {
     const cJSON *item = member(obj, key, present);
     if (!item)
         return OB_OK;
+    if (cJSON_IsNumber(item) && !ob_json_is_integer(item)) {
+        char buf[64];
+        const char *what = item->valuedouble == floor(item->valuedouble) ? "is beyond the exact integers of a double (2^53)"
+                                                                         : "must be an integer, found a fraction";
+        return ob_error(OB_ERR_FORMAT, "%s: field '%s' = %s %s", source, key, shown(item, buf, sizeof buf), what);
+    }
     if (!ob_json_is_integer(item))
-        return ob_error(OB_ERR_FORMAT, "%s: field '%s' must be an integer, found %s", source, key,
-                        cJSON_IsNumber(item) ? "a fractional number" : ob_json_type_name(item));
+        return ob_json_type_error(item, key, source, "an integer");
     *out = (int64_t)item->valuedouble;
     return OB_OK;
 }
@@ -373,7 +404,7 @@ ob_status ob_json_get_double(const cJSON *obj, const char *key, const char *sour
     if (!item)
         return OB_OK;
     if (!cJSON_IsNumber(item))
-        return ob_error(OB_ERR_FORMAT, "%s: field '%s' must be a number, found %s", source, key, ob_json_type_name(item));
+        return ob_json_type_error(item, key, source, "a number");
     *out = item->valuedouble;
     return OB_OK;
 }
@@ -383,8 +414,7 @@ ob_status ob_json_get_bool(const cJSON *obj, const char *key, const char *source
     if (!item)
         return OB_OK;
     if (!cJSON_IsBool(item))
-        return ob_error(OB_ERR_FORMAT, "%s: field '%s' must be true or false, found %s", source, key,
-                        ob_json_type_name(item));
+        return ob_json_type_error(item, key, source, "true or false");
     *out = cJSON_IsTrue(item);
     return OB_OK;
 }
@@ -395,7 +425,7 @@ ob_status ob_json_get_string(const cJSON *obj, const char *key, const char *sour
     if (!item)
         return OB_OK;
     if (!cJSON_IsString(item))
-        return ob_error(OB_ERR_FORMAT, "%s: field '%s' must be a string, found %s", source, key, ob_json_type_name(item));
+        return ob_json_type_error(item, key, source, "a string");
     *out = item->valuestring;
     return OB_OK;
 }

@@ -31,8 +31,10 @@ static void format_count(double v, char *buf, size_t size) {
         snprintf(buf, size, "%.2fM", v / 1e6);
     else if (v >= 1e4)
         snprintf(buf, size, "%.1fk", v / 1e3);
-    else
+    else if (v >= 10 || v == 0)
         snprintf(buf, size, "%.0f", v);
+    else
+        snprintf(buf, size, "%.2f", v);
 }
 
 void ob_progress_begin(ob_progress *p, FILE *out, const char *label, uint64_t total, const char *unit) {

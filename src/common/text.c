@@ -45,6 +45,13 @@ bad:
     return false;
 }
 
+bool ob_close_enough(const char *given, size_t distance) {
+    while (*given == '-')
+        given++;
+    size_t len = strlen(given);
+    return distance < len && distance <= len / 3 + 1;
+}
+
 size_t ob_edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     size_t *row = malloc((lb + 1) * sizeof *row);

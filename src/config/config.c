@@ -123,8 +123,7 @@ static ob_status read_field(const cJSON *root, const field *f, const char *sourc
 
 static ob_status parse_mode(const cJSON *item, const char *source, const char *what, ob_quant_mode *out) {
     if (!cJSON_IsString(item))
-        return ob_error(OB_ERR_FORMAT, "%s: field '%s' must be a mode name string, found %s", source, what,
-                        ob_json_type_name(item));
+        return ob_json_type_error(item, what, source, "a mode name string");
     if (!ob_quant_mode_parse(item->valuestring, out))
         return ob_error(OB_ERR_CONFIG,
                         "%s: field '%s' = \"%s\" is not a mode (f16, eightbit, fourbit, ternary, binary)", source,
@@ -136,8 +135,7 @@ static ob_status parse_layer_bit_map(const cJSON *map, const char *source, ob_co
     if (cJSON_IsNull(map))
         return OB_OK;
     if (!cJSON_IsObject(map))
-        return ob_error(OB_ERR_FORMAT, "%s: field 'layer_bit_map' must be an object, found %s", source,
-                        ob_json_type_name(map));
+        return ob_json_type_error(map, "layer_bit_map", source, "an object or null");
     cfg->has_layer_bit_map = true;
     cfg->embedding_mode = OB_MODE_F16;
     ob_status st;
@@ -153,8 +151,7 @@ static ob_status parse_layer_bit_map(const cJSON *map, const char *source, ob_co
             cfg->has_lm_head_mode = true;
         } else if (strcmp(item->string, "layer_modes") == 0) {
             if (!cJSON_IsArray(item))
-                return ob_error(OB_ERR_FORMAT, "%s: field 'layer_bit_map.layer_modes' must be an array, found %s",
-                                source, ob_json_type_name(item));
+                return ob_json_type_error(item, "layer_bit_map.layer_modes", source, "an array of mode names");
             int n = cJSON_GetArraySize(item);
             if (n != cfg->num_layers)
                 return ob_error(OB_ERR_CONFIG,
@@ -208,8 +205,7 @@ static ob_status from_json(const cJSON *root, const char *source, ob_config *cfg
     const cJSON *arenas = cJSON_GetObjectItemCaseSensitive(root, "arenas_initial");
     if (arenas && !cJSON_IsNull(arenas)) {
         if (!cJSON_IsNumber(arenas))
-            return ob_error(OB_ERR_FORMAT, "%s: field 'arenas_initial' must be a number or null, found %s", source,
-                            ob_json_type_name(arenas));
+            return ob_json_type_error(arenas, "arenas_initial", source, "a number or null");
         cfg->has_arenas = true;
         cfg->arenas_initial = arenas->valuedouble;
     }
@@ -222,16 +218,18 @@ static ob_status from_json(const cJSON *root, const char *source, ob_config *cfg
     if (map && (st = parse_layer_bit_map(map, source, cfg)))
         return st;
 
-    cJSON *extra = NULL;
     for (const cJSON *item = root->child; item; item = item->next) {
         if (is_known(item->string))
             continue;
         ob_log(OB_LOG_WARN, "%s: unknown field '%s' (kept as is on save)", source, item->string);
-        if (!extra && !(extra = cJSON_CreateObject()))
+        if (!cfg->extra && !(cfg->extra = cJSON_CreateObject()))
             return ob_error(OB_ERR_NOMEM, "%s: out of memory", source);
-        cJSON_AddItemToObject(extra, item->string, cJSON_Duplicate(item, true));
+        cJSON *copy = cJSON_Duplicate(item, true);
+        if (!copy || !cJSON_AddItemToObject(cfg->extra, item->string, copy)) {
+            cJSON_Delete(copy);
+            return ob_error(OB_ERR_NOMEM, "%s: out of memory", source);
+        }
     }
-    cfg->extra = extra;
     return OB_OK;
 }
 
@@ -240,6 +238,17 @@ static ob_status from_json(const cJSON *root, const char *source, ob_config *cfg
         if (!(cond))                                      \
             return ob_error(OB_ERR_CONFIG, __VA_ARGS__);  \
     } while (0)
+
+/* A number in a message appears as the file would write it (the shortest exact
+ * form), so that 1.0000001 is never shown as "1". */
+static ob_status bad_number(const char *source, const char *name, double v, const char *rule) {
+    char text[40];
+    if (isfinite(v))
+        ob_json_format_number(v, text, sizeof text);
+    else
+        snprintf(text, sizeof text, "%g", v);
+    return ob_error(OB_ERR_CONFIG, "%s: field '%s' = %s %s", source, name, text, rule);
+}
 
 /* Upper bounds keep a hostile file from asking for absurd allocations. */
 ob_status ob_config_validate(const ob_config *c, const char *source) {
@@ -268,27 +277,35 @@ ob_status ob_config_validate(const ob_config *c, const char *source) {
           source, c->num_kv_heads, c->num_heads);
     int head_dim = c->hidden_size / c->num_heads;
     CHECK(!c->use_rope || head_dim % 2 == 0,
-          "%s: head_dim = hidden_size/num_heads = %d is odd, but use_rope needs an even head_dim", source,
-          head_dim);
-    CHECK(isfinite(c->layer_norm_eps) && c->layer_norm_eps > 0, "%s: field 'layer_norm_eps' = %g must be > 0",
-          source, c->layer_norm_eps);
-    CHECK(isfinite(c->rope_theta) && c->rope_theta > 0, "%s: field 'rope_theta' = %g must be > 0", source,
-          c->rope_theta);
-    CHECK(isfinite(c->latent_clamp_max) && c->latent_clamp_max > 0,
-          "%s: field 'latent_clamp_max' = %g must be > 0", source, c->latent_clamp_max);
-    CHECK(isfinite(c->ste_scale_factor) && c->ste_scale_factor > 0,
-          "%s: field 'ste_scale_factor' = %g must be > 0", source, c->ste_scale_factor);
-    CHECK(c->anneal_fraction >= 0 && c->anneal_fraction <= 1,
-          "%s: field 'anneal_fraction' = %g must be within [0, 1]", source, c->anneal_fraction);
+          "%s: field 'use_rope' = true needs an even head_dim, but hidden_size %d / num_heads %d = %d is odd",
+          source, c->hidden_size, c->num_heads, head_dim);
+    static const struct {
+        const char *name;
+        size_t offset;
+    } positive[] = {
+        {"layer_norm_eps", offsetof(ob_config, layer_norm_eps)},
+        {"rope_theta", offsetof(ob_config, rope_theta)},
+        {"latent_clamp_max", offsetof(ob_config, latent_clamp_max)},
+        {"ste_scale_factor", offsetof(ob_config, ste_scale_factor)},
+    };
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++) {
+        double v = *(const double *)((const char *)c + positive[i].offset);
+        if (!(isfinite(v) && v > 0))
+            return bad_number(source, positive[i].name, v, "must be > 0");
+    }
+    if (!(c->anneal_fraction >= 0 && c->anneal_fraction <= 1))
+        return bad_number(source, "anneal_fraction", c->anneal_fraction, "must be within [0, 1]");
     CHECK(c->activation_bits == 0 || (c->activation_bits >= 2 && c->activation_bits <= 8),
           "%s: field 'activation_bits' = %d must be 0 (off) or between 2 and 8", source, c->activation_bits);
-    CHECK(!c->has_arenas || (isfinite(c->arenas_initial) && c->arenas_initial >= 0),
-          "%s: field 'arenas_initial' = %g must be >= 0 (or null to disable)", source, c->arenas_initial);
+    if (c->has_arenas && !(isfinite(c->arenas_initial) && c->arenas_initial >= 0))
+        return bad_number(source, "arenas_initial", c->arenas_initial, "must be >= 0 (or null to disable)");
     CHECK(c->arenas_anneal_steps > 0, "%s: field 'arenas_anneal_steps' = %lld must be positive", source,
           (long long)c->arenas_anneal_steps);
     if (c->has_layer_bit_map) {
         CHECK((unsigned)c->embedding_mode <= OB_MODE_BINARY, "%s: field 'layer_bit_map.embedding' is invalid",
               source);
+        CHECK(!c->has_lm_head_mode || (unsigned)c->lm_head_mode <= OB_MODE_BINARY,
+              "%s: field 'layer_bit_map.lm_head' is invalid", source);
         for (int i = 0; i < c->num_layers; i++)
             CHECK(c->layer_modes[i] <= OB_MODE_BINARY, "%s: field 'layer_bit_map.layer_modes[%d]' is invalid",
                   source, i);
@@ -326,40 +343,51 @@ ob_status ob_config_load(const char *path, ob_config *cfg) {
     return st;
 }
 
+/* Builds the JSON tree to save; NULL when out of memory. Each cJSON_Add* call
+ * returns NULL on failure, so `ok` collects them all. */
 static cJSON *to_json(const ob_config *cfg) {
     cJSON *root = cJSON_CreateObject();
-    if (!root)
-        return NULL;
-    for (size_t i = 0; i < field_count; i++) {
+    bool ok = root != NULL;
+    for (size_t i = 0; i < field_count && ok; i++) {
         const field *f = &fields[i];
         const void *src = (const char *)cfg + f->offset;
         switch (f->type) {
-        case F_INT: cJSON_AddNumberToObject(root, f->name, *(const int *)src); break;
-        case F_I64: cJSON_AddNumberToObject(root, f->name, (double)*(const int64_t *)src); break;
-        case F_DOUBLE: cJSON_AddNumberToObject(root, f->name, *(const double *)src); break;
-        case F_BOOL: cJSON_AddBoolToObject(root, f->name, *(const bool *)src); break;
+        case F_INT: ok = cJSON_AddNumberToObject(root, f->name, *(const int *)src); break;
+        case F_I64: ok = cJSON_AddNumberToObject(root, f->name, (double)*(const int64_t *)src); break;
+        case F_DOUBLE: ok = cJSON_AddNumberToObject(root, f->name, *(const double *)src); break;
+        case F_BOOL: ok = cJSON_AddBoolToObject(root, f->name, *(const bool *)src); break;
         }
-        if (strcmp(f->name, "num_heads") == 0)
-            cJSON_AddNumberToObject(root, "num_kv_heads", cfg->num_kv_heads);
-        if (strcmp(f->name, "activation_bits") == 0) {
-            if (cfg->has_arenas)
-                cJSON_AddNumberToObject(root, "arenas_initial", cfg->arenas_initial);
-            else
-                cJSON_AddNullToObject(root, "arenas_initial");
-        }
+        if (ok && strcmp(f->name, "num_heads") == 0)
+            ok = cJSON_AddNumberToObject(root, "num_kv_heads", cfg->num_kv_heads);
+        if (ok && strcmp(f->name, "activation_bits") == 0)
+            ok = cfg->has_arenas ? cJSON_AddNumberToObject(root, "arenas_initial", cfg->arenas_initial) != NULL
+                                 : cJSON_AddNullToObject(root, "arenas_initial") != NULL;
     }
-    if (cfg->has_layer_bit_map) {
+    if (ok && cfg->has_layer_bit_map) {
         cJSON *map = cJSON_AddObjectToObject(root, "layer_bit_map");
-        cJSON_AddStringToObject(map, "embedding", ob_quant_mode_name(cfg->embedding_mode));
-        cJSON *modes = cJSON_AddArrayToObject(map, "layer_modes");
-        for (int i = 0; i < cfg->num_layers; i++)
-            cJSON_AddItemToArray(modes, cJSON_CreateString(ob_quant_mode_name((ob_quant_mode)cfg->layer_modes[i])));
-        if (cfg->has_lm_head_mode)
-            cJSON_AddStringToObject(map, "lm_head", ob_quant_mode_name(cfg->lm_head_mode));
+        ok = map && cJSON_AddStringToObject(map, "embedding", ob_quant_mode_name(cfg->embedding_mode));
+        cJSON *modes = ok ? cJSON_AddArrayToObject(map, "layer_modes") : NULL;
+        ok = modes != NULL;
+        for (int i = 0; i < cfg->num_layers && ok; i++) {
+            cJSON *name = cJSON_CreateString(ob_quant_mode_name((ob_quant_mode)cfg->layer_modes[i]));
+            ok = name && cJSON_AddItemToArray(modes, name);
+            if (!ok)
+                cJSON_Delete(name);
+        }
+        if (ok && cfg->has_lm_head_mode)
+            ok = cJSON_AddStringToObject(map, "lm_head", ob_quant_mode_name(cfg->lm_head_mode));
     }
-    if (cfg->extra)
-        for (const cJSON *item = ((const cJSON *)cfg->extra)->child; item; item = item->next)
-            cJSON_AddItemToObject(root, item->string, cJSON_Duplicate(item, true));
+    if (ok && cfg->extra)
+        for (const cJSON *item = ((const cJSON *)cfg->extra)->child; item && ok; item = item->next) {
+            cJSON *copy = cJSON_Duplicate(item, true);
+            ok = copy && cJSON_AddItemToObject(root, item->string, copy);
+            if (!ok)
+                cJSON_Delete(copy);
+        }
+    if (!ok) {
+        cJSON_Delete(root);
+        return NULL;
+    }
     return root;
 }
 
@@ -369,10 +397,8 @@ char *ob_config_to_json(const ob_config *cfg) {
         ob_error(OB_ERR_NOMEM, "config: out of memory");
         return NULL;
     }
-    char *text = cJSON_Print(root);
+    char *text = ob_json_print(root, true);
     cJSON_Delete(root);
-    if (!text)
-        ob_error(OB_ERR_NOMEM, "config: out of memory");
     return text;
 }
 
@@ -394,6 +420,35 @@ ob_status ob_config_copy(ob_config *dst, const ob_config *src) {
     if (src->extra && !(dst->extra = cJSON_Duplicate(src->extra, true)))
         return ob_error(OB_ERR_NOMEM, "config: out of memory");
     return OB_OK;
+}
+
+/* num_layers as an index bound even in a config that failed validation. */
+static int ob_clamp_layers(int n) { return n < 0 ? 0 : n > OB_MAX_LAYERS ? OB_MAX_LAYERS : n; }
+
+bool ob_config_equal(const ob_config *a, const ob_config *b) {
+    for (size_t i = 0; i < field_count; i++) {
+        const char *pa = (const char *)a + fields[i].offset, *pb = (const char *)b + fields[i].offset;
+        switch (fields[i].type) {
+        case F_INT: if (*(const int *)pa != *(const int *)pb) return false; break;
+        case F_I64: if (*(const int64_t *)pa != *(const int64_t *)pb) return false; break;
+        case F_DOUBLE: if (*(const double *)pa != *(const double *)pb) return false; break;
+        case F_BOOL: if (*(const bool *)pa != *(const bool *)pb) return false; break;
+        }
+    }
+    if (a->num_kv_heads != b->num_kv_heads || a->has_arenas != b->has_arenas ||
+        (a->has_arenas && a->arenas_initial != b->arenas_initial))
+        return false;
+    if (a->has_layer_bit_map != b->has_layer_bit_map)
+        return false;
+    if (a->has_layer_bit_map) {
+        if (a->embedding_mode != b->embedding_mode || a->has_lm_head_mode != b->has_lm_head_mode ||
+            (a->has_lm_head_mode && a->lm_head_mode != b->lm_head_mode) ||
+            memcmp(a->layer_modes, b->layer_modes, (size_t)ob_clamp_layers(a->num_layers)) != 0)
+            return false;
+    }
+    if (!a->extra || !b->extra)
+        return !a->extra == !b->extra;
+    return cJSON_Compare(a->extra, b->extra, true);
 }
 
 int ob_config_head_dim(const ob_config *cfg) { return cfg->hidden_size / cfg->num_heads; }

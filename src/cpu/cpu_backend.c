@@ -102,6 +102,11 @@ static ob_status cpu_set_moments(ob_backend *b, const float *m, const float *v) 
     return OB_OK;
 }
 
+static ob_status cpu_sync_step(ob_backend *b, double *values, int count) {
+    (void)b, (void)values, (void)count;
+    return OB_OK;
+}
+
 static void cpu_destroy(ob_backend *b) {
     cpu_state *s = state_of(b);
     if (s) {
@@ -116,8 +121,8 @@ static void cpu_destroy(ob_backend *b) {
 }
 
 static const ob_backend_ops cpu_ops = {
-    cpu_upload,    cpu_download,  cpu_zero_grad,   cpu_train_batch, cpu_eval_batch, cpu_grad_norm,
-    cpu_adamw,     cpu_get_grads, cpu_get_moments, cpu_set_moments, cpu_destroy,
+    cpu_upload,      cpu_download,    cpu_zero_grad, cpu_train_batch, cpu_eval_batch, cpu_grad_norm, cpu_adamw,
+    cpu_get_grads,   cpu_get_moments, cpu_set_moments, cpu_sync_step, cpu_destroy,
 };
 
 ob_status ob_cpu_backend_create(const ob_model *m, int max_batch, int max_seq, ob_backend **out) {
@@ -134,6 +139,7 @@ ob_status ob_cpu_backend_create(const ob_model *m, int max_batch, int max_seq, o
     b->max_batch = max_batch;
     b->max_seq = max_seq;
     snprintf(b->device, sizeof b->device, "cpu");
+    b->world = 1;
     b->impl = s;
     size_t bytes = m->num_floats * sizeof(float);
     s->params = ob_aligned_alloc(bytes);

@@ -9,6 +9,10 @@
 
 #include "cpu/real.h"
 
+/* Accumulate the time spent in the products below (for benchmarks). */
+void OB_R(ob_cpu_matmul_profile)(bool on);
+double OB_R(ob_cpu_matmul_seconds)(void);
+
 /* y[n,out] = x[n,in]·W[out,in]ᵀ (beta = 0) or y += (beta = 1); alpha scales. */
 void OB_R(ob_cpu_matmul_xwt)(real *y, const real *x, const real *w, int n, int in, int out, real alpha, real beta);
 /* dx[n,in] = alpha·dy[n,out]·W[out,in] + beta·dx. */

@@ -161,7 +161,9 @@ const char *ob_dataset_shard_path(const ob_dataset *ds, int index) {
 }
 void ob_dataset_set_vocab_size(ob_dataset *ds, int64_t vocab_size) { ds->vocab_size = vocab_size; }
 
-/* The shard holding token `pos` (binary search over shard starts). */
+/* The shard holding token `pos` < N: the last shard that starts at or before
+ * it. An empty shard starts where the next one does, so it is never the last
+ * such shard (a trailing empty shard starts at N). */
 static int find_shard(const ob_dataset *ds, uint64_t pos) {
     int lo = 0, hi = ds->count - 1;
     while (lo < hi) {
@@ -171,9 +173,6 @@ static int find_shard(const ob_dataset *ds, uint64_t pos) {
         else
             hi = mid - 1;
     }
-    /* Empty shards share their start with the next one: move past them. */
-    while (lo < ds->count - 1 && pos >= ds->shards[lo].start + ds->shards[lo].view.count)
-        lo++;
     return lo;
 }
 

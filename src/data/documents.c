@@ -218,6 +218,7 @@ ob_status ob_doc_reader_open(ob_doc_reader *r, const ob_input_file *file, ob_doc
     r->split = split;
     r->text_field = text_field ? text_field : "text";
     r->eot = "<|endoftext|>";
+    r->piece_bytes = OB_PIECE_BYTES;
     ob_status st = ob_map_file(file->path, &r->map);
     if (st)
         return st;
@@ -262,17 +263,17 @@ static bool is_safe_cut(const char *t, size_t len, size_t p) {
     return t[p - 1] == '\n' && is_graph(t[p - 2]) && is_graph(t[p]);
 }
 
-static size_t next_cut(const char *t, size_t len, size_t from, bool *unsafe) {
+static size_t next_cut(const char *t, size_t len, size_t from, size_t piece, bool *unsafe) {
     *unsafe = false;
-    if (len - from <= OB_PIECE_BYTES)
+    if (len - from <= piece)
         return len;
-    size_t target = from + OB_PIECE_BYTES;
-    if (len - target <= OB_PIECE_BYTES)
+    size_t target = from + piece;
+    if (len - target <= piece)
         return len;
-    for (size_t p = target; p < target + OB_PIECE_BYTES; p++)
+    for (size_t p = target; p < target + piece; p++)
         if (is_safe_cut(t, len, p))
             return p;
-    /* No safe point in 64 KiB (a line of symbols, or a script without spaces):
+    /* No safe point in a piece's length (a line of symbols, a script without spaces):
      * cut at a character boundary and count it. */
     size_t p = target;
     while (p > from + 1 && ((uint8_t)t[p] & 0xC0) == 0x80)
@@ -416,7 +417,7 @@ ob_status ob_doc_reader_next(ob_doc_reader *r, ob_piece *piece, bool *have) {
             return st;
     }
     bool unsafe;
-    size_t end = next_cut(r->doc, r->doc_len, r->piece_pos, &unsafe);
+    size_t end = next_cut(r->doc, r->doc_len, r->piece_pos, r->piece_bytes, &unsafe);
     piece->text = r->doc + r->piece_pos;
     piece->len = end - r->piece_pos;
     piece->first = r->piece_pos == 0;
@@ -451,9 +452,9 @@ ob_status ob_doc_reader_seek(ob_doc_reader *r, const ob_doc_pos *pos) {
     if (!found || r->doc_pos.doc_offset != pos->doc_offset)
         return ob_error(OB_ERR_FORMAT, "%s: no document starts at byte %llu (changed input?)", r->file->path,
                         (unsigned long long)pos->doc_offset);
-    while (r->piece_pos < pos->piece_offset) {
+    while (r->piece_pos < pos->piece_offset && r->piece_pos < r->doc_len) {
         bool unsafe;
-        r->piece_pos = next_cut(r->doc, r->doc_len, r->piece_pos, &unsafe);
+        r->piece_pos = next_cut(r->doc, r->doc_len, r->piece_pos, r->piece_bytes, &unsafe);
     }
     if (r->piece_pos != pos->piece_offset || r->piece_pos >= r->doc_len)
         return ob_error(OB_ERR_FORMAT, "%s: no piece starts at byte %llu of the document at byte %llu (changed input?)",

@@ -54,6 +54,7 @@ typedef struct ob_doc_reader {
     ob_mapping map;
     const char *data;
     size_t size;
+    size_t piece_bytes; /* OB_PIECE_BYTES; smaller only to test cutting on small inputs */
     size_t pos;        /* next byte to scan for a document */
     uint64_t line;     /* JSONL lines consumed */
     /* the current document */

@@ -5,6 +5,7 @@
  * split. The output depends on neither the thread count nor timing. A failed
  * run removes the shards it wrote. */
 #include <dirent.h>
+#include <errno.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,8 @@ typedef struct pipeline {
     bool reader_open;
     uint64_t bytes_before_current;
     ob_progress progress;
+    char **replaced; /* shards of an earlier run (--force) */
+    int num_replaced;
 } pipeline;
 
 void ob_tokenize_options_default(ob_tokenize_options *opts) {
@@ -155,8 +158,7 @@ static bool is_own_shard(const char *name, const char *prefix) {
     return true;
 }
 
-/* Without force, existing shards of the prefix are an error; with it, those this
- * run does not overwrite are removed after it succeeds. */
+/* The shards of the prefix already in the output directory. */
 static ob_status existing_shards(const pipeline *p, char ***names, int *count) {
     *names = NULL;
     *count = 0;
@@ -393,23 +395,31 @@ static ob_status check_options(const ob_tokenize_options *o) {
 
 static ob_status choose_dtype(pipeline *p) {
     const ob_tokenize_options *o = p->o;
-    int64_t vocab = 0;
     if (o->tokenizer) {
-        vocab = ob_tokenizer_vocab_size(o->tokenizer);
-    } else {
-        uint32_t max_id = 0;
-        for (int i = 0; i < p->inputs.count; i++) {
-            ob_status st = tkn2_max_id(p->inputs.files[i].path, &max_id);
-            if (st)
-                return st;
-        }
-        vocab = (int64_t)max_id + 1;
+        int64_t vocab = ob_tokenizer_vocab_size(o->tokenizer);
+        p->dtype = o->dtype == OB_TOKENS_AUTO ? ob_token_dtype_for_vocab(vocab) : o->dtype;
+        if (p->dtype == OB_TOKENS_U16 && vocab > 65536)
+            return ob_error(OB_ERR_INVALID_ARG, "the tokenizer's vocabulary of %lld tokens does not fit uint16 shards "
+                            "(ids up to 65535); use uint32 shards", (long long)vocab);
+        return OB_OK;
     }
-    p->dtype = o->dtype == OB_TOKENS_AUTO ? ob_token_dtype_for_vocab(vocab) : o->dtype;
-    if (p->dtype == OB_TOKENS_U16 && vocab > 65536)
-        return ob_error(OB_ERR_INVALID_ARG, "%s of %lld tokens does not fit uint16 shards (ids up to 65535); use "
-                        "uint32 shards", o->tokenizer ? "the tokenizer's vocabulary" : "a TKN2 input's largest id "
-                        "implies a vocabulary", (long long)vocab);
+    /* Only TKN2 inputs: their largest id decides. */
+    uint32_t max_id = 0;
+    const char *max_file = NULL;
+    for (int i = 0; i < p->inputs.count; i++) {
+        uint32_t file_max = 0;
+        ob_status st = tkn2_max_id(p->inputs.files[i].path, &file_max);
+        if (st)
+            return st;
+        if (file_max >= max_id) {
+            max_id = file_max;
+            max_file = p->inputs.files[i].path;
+        }
+    }
+    p->dtype = o->dtype == OB_TOKENS_AUTO ? ob_token_dtype_for_vocab((int64_t)max_id + 1) : o->dtype;
+    if (p->dtype == OB_TOKENS_U16 && max_id > 65535)
+        return ob_error(OB_ERR_INVALID_ARG, "%s: token id %u does not fit uint16 shards (ids up to 65535); use "
+                        "uint32 shards", max_file, max_id);
     return OB_OK;
 }
 
@@ -465,6 +475,11 @@ static ob_status run(pipeline *p) {
         return ob_error(OB_ERR_INVALID_ARG, "tokenize: the tokenizer has no end-of-text token to separate documents");
     if ((st = choose_dtype(p)))
         return st;
+    /* Once the inputs look usable, the replaced shards go, so that neither a
+     * finished nor a failed run leaves a dataset that mixes two runs. */
+    for (int i = 0; i < p->num_replaced; i++)
+        if (unlink(p->replaced[i]) != 0)
+            return ob_error(OB_ERR_IO, "%s: cannot remove: %s", p->replaced[i], strerror(errno));
     p->stats->dtype = p->dtype;
     p->stats->files = (uint64_t)p->inputs.count;
     if ((st = ob_mkdirs(o->output_dir)))
@@ -524,13 +539,6 @@ static void cleanup(pipeline *p, bool failed) {
     ob_inputs_free(&p->inputs);
 }
 
-static bool was_written(const pipeline *p, const char *path) {
-    for (int i = 0; i < p->num_written; i++)
-        if (strcmp(p->written[i], path) == 0)
-            return true;
-    return false;
-}
-
 ob_status ob_tokenize(const ob_tokenize_options *opts, ob_tokenize_stats *stats) {
     memset(stats, 0, sizeof *stats);
     ob_status st = check_options(opts);
@@ -538,6 +546,7 @@ ob_status ob_tokenize(const ob_tokenize_options *opts, ob_tokenize_stats *stats)
         return st;
     pipeline p = {.o = opts, .stats = stats};
     p.threads = opts->threads > 0 ? opts->threads : omp_get_max_threads();
+    stats->threads = p.threads;
     p.out[0] = (split_out){.name = "train", .stats = &stats->train};
     p.out[1] = (split_out){.name = "val", .stats = &stats->val};
     char **old = NULL;
@@ -546,16 +555,13 @@ ob_status ob_tokenize(const ob_tokenize_options *opts, ob_tokenize_stats *stats)
     if (st == OB_OK && num_old > 0 && !opts->force)
         st = ob_error(OB_ERR_INVALID_ARG, "%s: already holds shards of prefix '%s' (%s%s); use --force to replace them",
                       opts->output_dir, opts->prefix, old[0], num_old > 1 ? ", ..." : "");
+    p.replaced = old;
+    p.num_replaced = num_old;
     double start = ob_now();
     if (st == OB_OK)
         st = run(&p);
-    stats->seconds = ob_now() - start;
-    /* Shards of an earlier run that this one did not overwrite would otherwise
-     * join the new dataset. */
-    for (int i = 0; st == OB_OK && i < num_old; i++)
-        if (!was_written(&p, old[i]))
-            unlink(old[i]);
     free_names(old, num_old);
+    stats->seconds = ob_now() - start;
     cleanup(&p, st != OB_OK);
     return st;
 }

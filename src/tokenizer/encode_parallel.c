@@ -90,9 +90,14 @@ ob_status ob_tokenizer_encode_parallel(const ob_tokenizer *tok, const char *text
         ob_status mine = ready ? tok_work_init(w, tok, true) : OB_ERR_NOMEM;
 #pragma omp for schedule(dynamic, 1)
         for (size_t c = 0; c < n_chunks; c++) {
+            /* Encode into a local list and store it once: neighbouring parts[]
+             * share cache lines, and updating their counts token by token from
+             * different threads would bounce those lines between cores. */
+            ob_tokens local = {0};
             if (mine == OB_OK)
                 mine = tok_encode_with(tok, w, (const uint8_t *)text + bounds[c], bounds[c + 1] - bounds[c],
-                                       allow_special, &parts[c]);
+                                       allow_special, &local);
+            parts[c] = local;
         }
         if (mine != OB_OK) {
             /* Error messages are per thread: carry one back to the caller's. */

@@ -81,10 +81,13 @@ static ob_status check_pre_tokenizer(const cJSON *root, const char *source, bool
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     char ctx[512];
     snprintf(ctx, sizeof ctx, "%s: pre_tokenizer", source);
-    *add_prefix_space = true; /* Hugging Face's default */
-    bool use_regex = true, trim = true;
-    if ((st = ob_json_get_bool(pre, "add_prefix_space", ctx, add_prefix_space, NULL)) ||
-        (st = ob_json_get_bool(pre, "use_regex", ctx, &use_regex, NULL)) ||
+    /* Required, as Hugging Face requires it: a default would be a guess. */
+    bool has_prefix = false, use_regex = true, trim = true;
+    if ((st = ob_json_get_bool(pre, "add_prefix_space", ctx, add_prefix_space, &has_prefix)))
+        return st;
+    if (!has_prefix)
+        return ob_error(OB_ERR_FORMAT, "%s: field 'pre_tokenizer.add_prefix_space' is missing", source);
+    if ((st = ob_json_get_bool(pre, "use_regex", ctx, &use_regex, NULL)) ||
         (st = ob_json_get_bool(pre, "trim_offsets", ctx, &trim, NULL)))
         return st;
     if (!use_regex)
@@ -282,18 +285,27 @@ static ob_status add_merges(ob_tokenizer *tok, const cJSON *merges, const char *
     ob_status st = buf && scratch ? OB_OK : OB_ERR_NOMEM;
     int index = 0;
     for (const cJSON *m = merges->child; m && st == OB_OK; m = m->next, index++) {
-        char what[96];
-        merge_name(ms, index, what, sizeof what);
         const char *a = NULL, *b = NULL;
+        char what[96] = "";
+        if (!cJSON_IsString(m) || !strchr(m->valuestring, ' ') || strchr(strchr(m->valuestring, ' ') + 1, ' '))
+            merge_name(ms, index, what, sizeof what); /* about to fail: name it */
         if ((st = merge_parts(m, what, msource, buf, longest + 1, &a, &b)))
             break;
         int32_t left = spelling_id(tok, a, scratch), right = spelling_id(tok, b, scratch);
-        if (left < 0 || right < 0) {
-            st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\": \"%s\" is not in %s", msource, what, a, b,
-                          left < 0 ? a : b, vocab_name);
-            break;
+        tok_merge_problem problem = TOK_MERGE_OK;
+        if (left >= 0 && right >= 0)
+            st = tok_add_merge(tok, left, right, &problem);
+        if (left < 0 || right < 0 || problem != TOK_MERGE_OK) {
+            merge_name(ms, index, what, sizeof what);
+            if (left < 0 || right < 0)
+                st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\": \"%s\" is not in %s", msource, what, a, b,
+                              left < 0 ? a : b, vocab_name);
+            else if (problem == TOK_MERGE_UNKNOWN_RESULT)
+                st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\": the merged token \"%s%s\" is not in %s", msource,
+                              what, a, b, a, b, vocab_name);
+            else
+                st = ob_error(OB_ERR_FORMAT, "%s: %s = \"%s %s\" repeats an earlier merge", msource, what, a, b);
         }
-        st = tok_add_merge(tok, left, right, msource, what);
     }
     free(buf);
     free(scratch);
@@ -306,9 +318,14 @@ ob_status tok_from_tree(const cJSON *root, const char *source, const tok_merge_s
         return ob_error(OB_ERR_FORMAT, "%s: expected a JSON object at the top level, found %s", source,
                         ob_json_type_name(root));
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!cJSON_IsObject(model))
-        return ob_error(OB_ERR_FORMAT, "%s: field 'model' must be an object, found %s", source,
-                        model ? ob_json_type_name(model) : "nothing");
+    if (!cJSON_IsObject(model)) {
+        /* A vocab.json maps tokens (one may be "model") to numbers. */
+        bool vocab_like = root->child && cJSON_IsNumber(root->child) && cJSON_IsNumber(root->child->next);
+        return ob_error(OB_ERR_FORMAT, "%s: field 'model' must be an object, found %s%s", source,
+                        model ? ob_json_type_name(model) : "nothing",
+                        vocab_like ? " (this looks like a vocab.json: pass the directory holding it and merges.txt)"
+                                   : "");
+    }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
     if (type && !cJSON_IsString(type))
         return ob_error(OB_ERR_FORMAT, "%s: field 'model.type' must be a string, found %s", source,

@@ -14,7 +14,14 @@
 
 #include "tokenizer/tok_internal.h"
 
-const char tok_gpt2_pattern[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+/* GPT-2's pattern 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * with \s spelled out as Unicode's White_Space property, which is what tiktoken's
+ * Rust regex means by \s. PCRE2's \s (with PCRE2_UCP) also matches U+180E
+ * MONGOLIAN VOWEL SEPARATOR, which stopped being a space in Unicode 6.3; the
+ * exhaustive code-point test found that difference. */
+#define WHITE_SPACE "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+const char tok_gpt2_pattern[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WHITE_SPACE "\\p{L}\\p{N}]+"
+                                "|[" WHITE_SPACE "]+(?![^" WHITE_SPACE "])|[" WHITE_SPACE "]+";
 
 /* Stands in for an invalid byte; see above. */
 #define INVALID_BYTE_STANDIN '!'
@@ -49,6 +56,10 @@ ob_status tok_work_init(tok_work *w, const ob_tokenizer *tok, bool with_cache) {
             return ob_error(OB_ERR_NOMEM, "out of memory for regex match data");
         }
         pcre2_jit_stack_assign(w->mctx, NULL, w->jit_stack);
+        /* pcre2_jit_match skips pcre2_match's option checks; the subject is
+         * valid UTF-8 by construction (see regex_subject). */
+        size_t jit_size = 0;
+        w->jit = pcre2_pattern_info(tok->regex, PCRE2_INFO_JITSIZE, &jit_size) == 0 && jit_size > 0;
     }
     if (with_cache) {
         w->cache = ob_calloc(TOK_CACHE_SLOTS, sizeof *w->cache);
@@ -113,7 +124,8 @@ ob_status tok_split(const ob_tokenizer *tok, tok_work *w, const uint8_t *text, s
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(w->match);
     size_t off = 0;
     while (off < len) {
-        int rc = pcre2_match(tok->regex, subject, len, off, PCRE2_NO_UTF_CHECK, w->match, w->mctx);
+        int rc = w->jit ? pcre2_jit_match(tok->regex, subject, len, off, 0, w->match, w->mctx)
+                        : pcre2_match(tok->regex, subject, len, off, PCRE2_NO_UTF_CHECK, w->match, w->mctx);
         size_t from, to;
         if (rc == PCRE2_ERROR_NOMATCH) {
             from = to = len; /* cannot happen: every character matches some branch */

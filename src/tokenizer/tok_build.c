@@ -72,7 +72,8 @@ ob_status tok_index(ob_tokenizer *tok, const char *source) {
     return tok_pair_map_init(&tok->merges, (size_t)tok->n_vocab);
 }
 
-ob_status tok_add_merge(ob_tokenizer *tok, int32_t left, int32_t right, const char *source, const char *what) {
+ob_status tok_add_merge(ob_tokenizer *tok, int32_t left, int32_t right, tok_merge_problem *problem) {
+    *problem = TOK_MERGE_OK;
     size_t ll = tok->len[left], lr = tok->len[right];
     uint8_t stack_buf[256];
     uint8_t *joined = ll + lr <= sizeof stack_buf ? stack_buf : ob_malloc(ll + lr);
@@ -83,9 +84,14 @@ ob_status tok_add_merge(ob_tokenizer *tok, int32_t left, int32_t right, const ch
     int32_t merged = tok_lookup(tok, &tok->by_bytes, joined, ll + lr);
     if (joined != stack_buf)
         free(joined);
-    if (merged < 0)
-        return ob_error(OB_ERR_FORMAT, "%s: %s joins tokens %d and %d into a token that is not in the vocabulary",
-                        source, what, (int)left, (int)right);
+    if (merged < 0) {
+        *problem = TOK_MERGE_UNKNOWN_RESULT;
+        return OB_ERR_FORMAT;
+    }
+    if (tok_pair_rank(&tok->merges, left, right, NULL) != UINT32_MAX) {
+        *problem = TOK_MERGE_DUPLICATE;
+        return OB_ERR_FORMAT;
+    }
     if (tok->n_merges == tok->merge_cap) {
         int cap = tok->merge_cap ? tok->merge_cap * 2 : 1024;
         int32_t(*list)[2] = realloc(tok->merge_list, (size_t)cap * sizeof *list);
@@ -94,12 +100,8 @@ ob_status tok_add_merge(ob_tokenizer *tok, int32_t left, int32_t right, const ch
         tok->merge_list = list;
         tok->merge_cap = cap;
     }
-    if (!tok_pair_map_insert(&tok->merges, left, right, (uint32_t)tok->n_merges, merged)) {
-        if (tok_pair_rank(&tok->merges, left, right, NULL) != UINT32_MAX)
-            return ob_error(OB_ERR_FORMAT, "%s: %s repeats an earlier merge (rank %u)", source, what,
-                            tok_pair_rank(&tok->merges, left, right, NULL));
+    if (!tok_pair_map_insert(&tok->merges, left, right, (uint32_t)tok->n_merges, merged))
         return ob_error(OB_ERR_NOMEM, "out of memory for merges");
-    }
     tok->merge_list[tok->n_merges][0] = left;
     tok->merge_list[tok->n_merges][1] = right;
     tok->n_merges++;

@@ -121,8 +121,15 @@ ob_status tok_index(ob_tokenizer *tok, const char *source);
 int32_t tok_lookup(const ob_tokenizer *tok, const tok_bytes_map *map, const uint8_t *bytes, size_t len);
 /* Builds a map over the ids whose flags include all of `need`. */
 ob_status tok_bytes_map_build(const ob_tokenizer *tok, tok_bytes_map *map, uint8_t need);
-/* Adds merge number n_merges (its rank); `what` names it in messages. */
-ob_status tok_add_merge(ob_tokenizer *tok, int32_t left, int32_t right, const char *source, const char *what);
+/* Adds merge number n_merges (its rank). On a bad merge it returns
+ * OB_ERR_FORMAT without a message and says why in *problem; the caller, which
+ * knows the file and line, writes the message. */
+typedef enum tok_merge_problem {
+    TOK_MERGE_OK,
+    TOK_MERGE_UNKNOWN_RESULT, /* the two tokens joined are not a vocabulary token */
+    TOK_MERGE_DUPLICATE,      /* the same pair was merged earlier */
+} tok_merge_problem;
+ob_status tok_add_merge(ob_tokenizer *tok, int32_t left, int32_t right, tok_merge_problem *problem);
 ob_status tok_finish(ob_tokenizer *tok, const char *source);
 
 /* Builds a tokenizer from a parsed tokenizer.json tree. When the merges came
@@ -161,6 +168,7 @@ typedef struct tok_work {
     pcre2_match_data *match;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
+    bool jit; /* the pattern was JIT-compiled */
     uint8_t *clean;
     size_t clean_cap;
     int32_t *ids;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "onebit/data.h"
+#include "onebit/dist.h"
 #include "onebit/json.h"
 #include "onebit/train.h"
 #include "train/checkpoint.h"
@@ -63,7 +64,10 @@ typedef struct {
     char data_path[4096];
     ob_metrics_log metrics;
     ob_quant_tracker tracker;
+    ob_dist dist;        /* data-parallel position; only rank 0 writes files */
 } run;
+
+static bool leader(const run *r) { return r->dist.rank == 0; }
 
 /* ---- data -------------------------------------------------------------------- */
 
@@ -84,6 +88,10 @@ static ob_status prepare_shards(run *r) {
         snprintf(r->data_path, sizeof r->data_path, "%s", o->data_dir);
         return OB_OK;
     }
+    if (r->dist.world > 1)
+        return ob_error(OB_ERR_INVALID_ARG,
+                        "%s: data-parallel training reads token shards; tokenize the text first (onebit tokenize)",
+                        o->data_dir);
     if (!r->tok)
         return ob_error(OB_ERR_INVALID_ARG,
                         "%s: holds no token shards (*_train_*.bin); give --tokenizer to tokenize it as text",
@@ -129,7 +137,7 @@ static ob_status open_data(run *r) {
         so.val_fraction = 0.005;
         so.split_seed = o->seed;
         so.loop = true;
-        st = ob_batch_source_stream(&so, r->tok, 0, 1, &r->train_src);
+        st = ob_batch_source_stream(&so, r->tok, r->dist.rank, r->dist.world, &r->train_src);
     } else {
         st = prepare_shards(r);
         if (st == OB_OK)
@@ -139,7 +147,7 @@ static ob_status open_data(run *r) {
             if (ob_dataset_num_tokens(r->train_ds) < (uint64_t)r->T + 1)
                 return ob_error(OB_ERR_INVALID_ARG, "%s: %llu training tokens, fewer than one window of %d",
                                 r->data_path, (unsigned long long)ob_dataset_num_tokens(r->train_ds), r->T + 1);
-            st = ob_batch_source_random(r->train_ds, o->seed + 1, 0, 1, &r->train_src);
+            st = ob_batch_source_random(r->train_ds, o->seed + 1, r->dist.rank, r->dist.world, &r->train_src);
         }
     }
     if (st)
@@ -213,6 +221,8 @@ static cJSON *trainer_state(run *r, double elapsed) {
 
 static ob_status save_checkpoint(run *r, double elapsed, char *written, size_t size) {
     ob_backend *b = r->backend;
+    if (!leader(r))
+        return OB_OK;
     ob_status st = b->ops->download(b, r->model->weights);
     for (size_t i = 0; st == OB_OK && i < r->model->num_floats; i++)
         if (!isfinite(r->model->weights[i]))
@@ -293,6 +303,8 @@ static void fill_row(run *r, ob_metrics_row *row, const char *event, double elap
 }
 
 static ob_status log_eval(run *r, double elapsed, double *val_loss) {
+    if (!leader(r))
+        return OB_OK;
     ob_status st = evaluate(r, val_loss);
     if (st || isnan(*val_loss))
         return st;
@@ -310,7 +322,8 @@ static ob_status train_loop(run *r, ob_train_result *res) {
     const ob_train_options *o = r->opt;
     ob_backend *b = r->backend;
     ob_progress bar;
-    if (o->progress)
+    bool progress = o->progress && leader(r);
+    if (progress)
         ob_progress_begin(&bar, stderr, "train", (uint64_t)r->sched.max_steps, "steps");
     double start = ob_now(), window_start = start;
     uint64_t window_tokens = 0;
@@ -321,20 +334,28 @@ static ob_status train_loop(run *r, ob_train_result *res) {
     while (r->step < r->sched.max_steps) {
         int64_t t = r->step;
         ob_step_info info = ob_schedule_step(&r->sched, t);
+        if (window_start < 0)
+            window_start = ob_now(); /* the rate leaves out logging, validation and checkpoints */
         if ((st = b->ops->zero_grad(b)))
             break;
         double sum = 0;
+        int world = r->dist.world;
         for (int a = 0; a < o->accumulation_steps && st == OB_OK; a++) {
             double l;
             st = ob_batch_source_next(r->train_src, r->B, r->T, r->inputs, r->targets, NULL);
+            b->reduce_in_backward = world > 1 && a == o->accumulation_steps - 1;
             if (st == OB_OK)
                 st = b->ops->train_batch(b, r->inputs, r->targets, r->B, r->T, &info,
-                                         1.0f / (float)o->accumulation_steps, &l);
+                                         1.0f / (float)(o->accumulation_steps * world), &l);
             sum += l;
         }
+        /* Across processes: the mean loss, and a stop asked of any of them. */
+        double shared[2] = {sum / o->accumulation_steps, atomic_load(&stop_requested) ? 1.0 : 0.0};
+        if (st == OB_OK)
+            st = b->ops->sync_step(b, shared, 2);
         if (st)
             break;
-        loss = sum / o->accumulation_steps;
+        loss = shared[0] / world;
         if (!isfinite(loss)) {
             st = ob_error(OB_ERR_NUMERIC,
                           "step %lld: the training loss is %g; stopping (the last checkpoint is intact; try a lower "
@@ -361,11 +382,11 @@ static ob_status train_loop(run *r, ob_train_result *res) {
         r->step++;
         run_steps++;
         saved_at_step = false;
-        uint64_t step_tokens = (uint64_t)r->B * r->T * o->accumulation_steps;
+        uint64_t step_tokens = (uint64_t)r->B * r->T * o->accumulation_steps * r->dist.world;
         r->tokens += step_tokens;
         window_tokens += step_tokens;
         double now = ob_now(), elapsed = r->elapsed + (now - start);
-        if (o->log_every > 0 && (r->step % o->log_every == 0 || r->step == r->sched.max_steps)) {
+        if (leader(r) && o->log_every > 0 && (r->step % o->log_every == 0 || r->step == r->sched.max_steps)) {
             ob_metrics_row row;
             fill_row(r, &row, "train", elapsed);
             row.train_loss = loss;
@@ -375,18 +396,18 @@ static ob_status train_loop(run *r, ob_train_result *res) {
                 break;
             ob_quant_tracker_update(&r->tracker, r->model, r->model->weights, &row.zero_share, &row.flip_share);
             ob_metrics_write(&r->metrics, &row);
-            if (o->progress) {
+            if (progress) {
                 char suffix[128];
                 snprintf(suffix, sizeof suffix, "loss %.4f  lr %.2e  %.0f tok/s", loss, row.lr,
                          row.tokens_per_second);
                 ob_progress_update(&bar, (uint64_t)r->step, suffix);
             }
-            window_start = now;
             window_tokens = 0;
+            window_start = -1; /* restarted after the bookkeeping below */
         }
         if (o->eval_every > 0 && r->step % o->eval_every == 0 && (st = log_eval(r, elapsed, &val_loss)))
             break;
-        bool stop = atomic_load(&stop_requested) || (o->stop_after > 0 && run_steps >= o->stop_after);
+        bool stop = shared[1] > 0 || (o->stop_after > 0 && run_steps >= o->stop_after);
         if ((o->save_every > 0 && r->step % o->save_every == 0) || stop || r->step == r->sched.max_steps) {
             if ((st = save_checkpoint(r, elapsed, res->checkpoint, sizeof res->checkpoint)))
                 break;
@@ -398,12 +419,13 @@ static ob_status train_loop(run *r, ob_train_result *res) {
             break;
         }
     }
-    if (o->progress)
+    if (progress)
         ob_progress_end(&bar, NULL);
     double total = ob_now() - start;
     res->steps = r->step;
     res->final_train_loss = loss;
-    res->tokens_per_second = total > 0 ? (double)run_steps * r->B * r->T * o->accumulation_steps / total : 0;
+    res->tokens_per_second =
+        total > 0 ? (double)run_steps * r->B * r->T * o->accumulation_steps * r->dist.world / total : 0;
     if (st == OB_OK && !res->interrupted && r->step == r->sched.max_steps) {
         if (o->eval_every > 0 && r->step % o->eval_every != 0)
             st = log_eval(r, r->elapsed + total, &val_loss);
@@ -432,8 +454,16 @@ static ob_status check_options(const ob_train_options *o) {
 
 static ob_status setup(run *r) {
     const ob_train_options *o = r->opt;
-    ob_status st = ob_config_load(o->config_path, &r->cfg);
+    ob_status st = ob_dist_from_env(&r->dist);
     if (st)
+        return st;
+    if (r->dist.world > 1) {
+        if (o->dist_rendezvous)
+            snprintf(r->dist.rendezvous, sizeof r->dist.rendezvous, "%s", o->dist_rendezvous);
+        else
+            snprintf(r->dist.rendezvous, sizeof r->dist.rendezvous, "%s/.rendezvous", o->output_dir);
+    }
+    if ((st = ob_config_load(o->config_path, &r->cfg)))
         return st;
     r->B = o->batch_size;
     r->T = o->seq_len > 0 ? o->seq_len : r->cfg.max_seq_len;
@@ -472,12 +502,14 @@ static ob_status setup(run *r) {
     r->targets = ob_malloc((size_t)r->B * r->T * sizeof(int32_t));
     if (!r->exp_avg || !r->exp_avg_sq || !r->inputs || !r->targets)
         return OB_ERR_NOMEM;
-    if ((st = ob_backend_create(o->device, r->model, r->B, r->T, &r->backend)))
+    if ((st = ob_backend_create_dist(o->device, r->model, r->B, r->T, &r->dist, &r->backend)))
         return st;
     if (o->resume && (st = resume(r)))
         return st;
     if ((st = ob_quant_tracker_init(&r->tracker, r->model)))
         return st;
+    if (!leader(r))
+        return OB_OK;
     if ((st = ob_metrics_open(&r->metrics, o->output_dir, o->resume ? r->step : -1)))
         return st;
     if (r->tokenizer_path[0]) {
@@ -519,12 +551,16 @@ ob_status ob_train(const ob_train_options *opts, ob_train_result *result) {
     memset(&r, 0, sizeof r);
     r.opt = opts;
     st = setup(&r);
-    if (st == OB_OK) {
+    if (st == OB_OK && leader(&r)) {
+        if (r.dist.world > 1)
+            ob_log(OB_LOG_INFO, "data parallel: %d processes, rendezvous %s", r.dist.world, r.dist.rendezvous);
         ob_log(OB_LOG_INFO,
                "training %lld parameters (%zu binary/ternary) on %s: %s; batch %d x %d x %d accumulation, %lld steps",
                (long long)ob_config_param_count(&r.cfg), ob_model_quantised_count(r.model), r.backend->device,
                ob_batch_source_describe(r.train_src), r.B, r.T, opts->accumulation_steps,
                (long long)r.sched.max_steps);
+    }
+    if (st == OB_OK) {
         st = train_loop(&r, result);
     }
     teardown(&r);

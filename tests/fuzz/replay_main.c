@@ -11,6 +11,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int run_file(const char *path) {
+    /* Named before it runs, so that a crash report says which input did it. */
+    printf("replay %s\n", path);
+    fflush(stdout);
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         fprintf(stderr, "replay: cannot open %s\n", path);
@@ -52,5 +55,8 @@ int main(int argc, char **argv) {
             closedir(dir);
     }
     printf("replayed %d inputs\n", files);
-    return failures ? 1 : 0;
+    /* No input at all means a misnamed corpus directory, not a passing test. */
+    if (files == 0)
+        fprintf(stderr, "replay: no inputs found (is tests/fuzz/corpus/<target>/ there?)\n");
+    return failures || files == 0 ? 1 : 0;
 }

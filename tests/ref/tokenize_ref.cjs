@@ -69,15 +69,13 @@ function lossy(bytes) {
 function tiktokenBytesMode(args) {
   const { get_encoding } = require('tiktoken');
   const enc = get_encoding('gpt2');
-  const rankCache = new Map();
+  // Rank of every mergeable token, keyed by its bytes (as a latin1 string).
+  const ranks = new Map();
+  const count = enc.token_byte_values().length;
+  for (let r = 0; r < count; r++) ranks.set(Buffer.from(enc.decode_single_token_bytes(r)).toString('latin1'), r);
   const rank = (bytes) => {
-    const key = Buffer.from(bytes).toString('latin1');
-    if (!rankCache.has(key)) {
-      let r = Infinity;
-      try { r = enc.encode_single_token(Uint8Array.from(bytes)); } catch (e) { r = Infinity; }
-      rankCache.set(key, r);
-    }
-    return rankCache.get(key);
+    const r = ranks.get(Buffer.from(bytes).toString('latin1'));
+    return r === undefined ? Infinity : r;
   };
   const bpe = (bytes) => {
     let parts = Array.from(bytes, (b) => [b]);

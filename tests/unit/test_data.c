@@ -255,16 +255,16 @@ typedef struct fixture {
     ob_dataset *ds;
 } fixture;
 
-/* Shards a_train_000000..3 with random lengths (one empty, one uint32), plus
- * decoys that must not join the dataset. */
+/* Shards a_train_000000..4 with random lengths (empty ones in the middle and
+ * at the end, one uint32), plus decoys that must not join the dataset. */
 static void make_fixture(fixture *f, ob_rng *rng, uint32_t below) {
     memset(f, 0, sizeof *f);
     f->dir = tu_make_temp_dir();
-    size_t lengths[4] = {300 + ob_rng_below(rng, 900), 0, 1 + ob_rng_below(rng, 40), 300 + ob_rng_below(rng, 900)};
+    size_t lengths[5] = {300 + ob_rng_below(rng, 900), 0, 1 + ob_rng_below(rng, 40), 300 + ob_rng_below(rng, 900), 0};
     f->count = lengths[0] + lengths[1] + lengths[2] + lengths[3];
     f->tokens = random_ids(rng, f->count, below);
     size_t at = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         char name[64];
         snprintf(name, sizeof name, "a_train_%06d.bin", i);
         char *path = ob_path_join(f->dir, name);
@@ -296,7 +296,7 @@ static void test_dataset_multi_shard(void **state) {
     ob_rng_seed(&rng, fresh_seed());
     fixture f;
     make_fixture(&f, &rng, 65536);
-    assert_int_equal(ob_dataset_num_shards(f.ds), 4);
+    assert_int_equal(ob_dataset_num_shards(f.ds), 5);
     assert_int_equal(ob_dataset_num_tokens(f.ds), f.count);
     assert_non_null(strstr(ob_dataset_shard_path(f.ds, 3), "a_train_000003.bin"));
     /* Reads crossing shard boundaries (and the empty shard) match. */
@@ -313,8 +313,8 @@ static void test_dataset_multi_shard(void **state) {
     /* A directory takes every train shard of every prefix. */
     ob_dataset *all;
     assert_ok(ob_dataset_open_split(f.dir, "train", &all));
-    assert_int_equal(ob_dataset_num_shards(all), 5);
-    assert_non_null(strstr(ob_dataset_shard_path(all, 4), "b_train_000000.bin"));
+    assert_int_equal(ob_dataset_num_shards(all), 6);
+    assert_non_null(strstr(ob_dataset_shard_path(all, 5), "b_train_000000.bin"));
     ob_dataset_free(all);
     char *val = ob_path_join(f.dir, "a");
     assert_ok(ob_dataset_open_split(val, "val", &all));
@@ -695,6 +695,10 @@ static void test_documents(void **state) {
     p = tu_write_text(dir, "x.tokens", "TKN2........");
     assert_fails_with(read_docs(p, OB_INPUT_AUTO, OB_DOC_SPLIT_FILE, NULL, &d), OB_ERR_INVALID_ARG, "TKN2");
     free(p);
+    p = ob_path_join(dir, "pipe");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_fails_with(read_docs(p, OB_INPUT_AUTO, OB_DOC_SPLIT_FILE, NULL, &d), OB_ERR_IO, "pipe: not a regular file");
+    free(p);
     if (getuid() != 0) {
         p = tu_write_text(dir, "locked.txt", "secret");
         assert_int_equal(chmod(p, 0), 0);
@@ -799,6 +803,8 @@ static void test_long_document_pieces(void **state) {
     }
     ob_doc_pos bogus = {.doc_offset = 0, .piece_offset = 17};
     assert_fails_with(ob_doc_reader_seek(&r, &bogus), OB_ERR_FORMAT, "no piece starts at byte 17");
+    bogus.piece_offset = n + 5; /* past the document: an error, not a hang */
+    assert_fails_with(ob_doc_reader_seek(&r, &bogus), OB_ERR_FORMAT, "no piece starts at byte");
     ob_doc_reader_close(&r);
     ob_inputs_free(&list);
     free(path);
@@ -829,6 +835,196 @@ static void test_split_rule(void **state) {
     assert_true(moved > n / 10);
 }
 
+
+/* ---- streaming text ------------------------------------------------------------------- */
+
+static ob_tokenizer *gpt2(void) {
+    char *path = tu_data_path("gpt2/tokenizer.json");
+    ob_tokenizer *tok = NULL;
+    assert_ok(ob_tokenizer_load(path, &tok));
+    free(path);
+    return tok;
+}
+
+/* Appends window rows to a token sequence: the first window's T + 1 tokens,
+ * then T new tokens per window, checking the one-token overlap. */
+static void append_windows(ob_tokens *seq, const int32_t *in, const int32_t *tg, int rows, int T) {
+    for (int r = 0; r < rows; r++) {
+        const int32_t *i = in + (size_t)r * T, *t = tg + (size_t)r * T;
+        assert_memory_equal(i + 1, t, (size_t)(T - 1) * sizeof *i);
+        if (seq->count == 0)
+            assert_ok(ob_tokens_push(seq, i[0]));
+        else
+            assert_int_equal(i[0], seq->ids[seq->count - 1]);
+        for (int k = 0; k < T; k++)
+            assert_ok(ob_tokens_push(seq, t[k]));
+    }
+}
+
+/* Streams a whole pass (non-looping) and returns the tokens the windows cover. */
+static void stream_pass(ob_batch_source *s, int B, int T, ob_tokens *seq) {
+    int32_t *in = malloc((size_t)B * T * sizeof *in), *tg = malloc((size_t)B * T * sizeof *tg);
+    for (;;) {
+        ob_batch_rows info;
+        assert_ok(ob_batch_source_next(s, B, T, in, tg, &info));
+        if (info.end)
+            break;
+        append_windows(seq, in, tg, info.rows, T);
+    }
+    free(in);
+    free(tg);
+}
+
+/* The streamed windows, joined with their one-token overlap, are the whole
+ * tokenization (EOS + each file's tokens), less a tail shorter than T. The
+ * 1.1 MB TinyShakespeare file is streamed in pieces. */
+static void test_stream_is_full_tokenization(void **state) {
+    (void)state;
+    ob_tokenizer *tok = gpt2();
+    char *files[2] = {tu_data_path("tinystories/tinystories_v2_sample.txt"), tu_data_path("tinyshakespeare/input.txt")};
+    ob_tokens full = {0};
+    for (int i = 0; i < 2; i++) {
+        char *text;
+        size_t len;
+        assert_ok(ob_read_file(files[i], &text, &len));
+        assert_ok(ob_tokens_push(&full, ob_tokenizer_eos_id(tok)));
+        assert_ok(ob_tokenizer_encode(tok, text, len, false, &full));
+        free(text);
+    }
+    ob_stream_options o = {.inputs = (const char *const *)files, .num_inputs = 2};
+    ob_batch_source *s;
+    assert_ok(ob_batch_source_stream(&o, tok, 0, 1, &s));
+    const int B = 8, T = 97;
+    for (int pass = 0; pass < 2; pass++) {
+        ob_tokens seq = {0};
+        stream_pass(s, B, T, &seq);
+        assert_true(seq.count <= full.count && full.count - seq.count < (size_t)T);
+        assert_int_equal((seq.count - 1) % T, 0);
+        assert_memory_equal(seq.ids, full.ids, seq.count * sizeof *seq.ids);
+        ob_tokens_free(&seq);
+    }
+    assert_true(ob_batch_source_epoch(s) == 2.0);
+    ob_batch_source_free(s);
+    ob_tokens_free(&full);
+    free(files[0]);
+    free(files[1]);
+    ob_tokenizer_free(tok);
+}
+
+/* The stream's train and val documents are exactly the shards onebit tokenize
+ * writes for the same inputs and split. */
+static void test_stream_matches_tokenize(void **state) {
+    (void)state;
+    ob_tokenizer *tok = gpt2();
+    char *text = tu_data_path("tinyshakespeare/input.txt");
+    char *dir = tu_make_temp_dir();
+    ob_tokenize_options t;
+    ob_tokenize_options_default(&t);
+    t.inputs = (const char *const *)&text;
+    t.num_inputs = 1;
+    t.output_dir = dir;
+    t.prefix = "ts";
+    t.tokenizer = tok;
+    t.doc_split = OB_DOC_SPLIT_BLANK_LINE;
+    t.val_fraction = 0.2;
+    t.seed = 99;
+    t.threads = 2;
+    ob_tokenize_stats stats;
+    assert_ok(ob_tokenize(&t, &stats));
+    const char *splits[2] = {"train", "val"};
+    for (int k = 0; k < 2; k++) {
+        char *prefix = ob_path_join(dir, "ts");
+        ob_dataset *ds;
+        assert_ok(ob_dataset_open_split(prefix, splits[k], &ds));
+        free(prefix);
+        size_t n = (size_t)ob_dataset_num_tokens(ds);
+        assert_int_equal(n, k == 0 ? stats.train.tokens : stats.val.tokens);
+        int32_t *want = malloc(n * sizeof *want);
+        assert_ok(ob_dataset_read(ds, 0, n, want));
+        ob_stream_options o = {.inputs = (const char *const *)&text, .num_inputs = 1,
+                               .doc_split = OB_DOC_SPLIT_BLANK_LINE, .split = k == 0 ? OB_SPLIT_TRAIN : OB_SPLIT_VAL,
+                               .val_fraction = 0.2, .split_seed = 99};
+        ob_batch_source *s;
+        assert_ok(ob_batch_source_stream(&o, tok, 0, 1, &s));
+        ob_tokens seq = {0};
+        stream_pass(s, 5, 128, &seq);
+        assert_true(n - seq.count < 128);
+        assert_memory_equal(seq.ids, want, seq.count * sizeof *want);
+        ob_tokens_free(&seq);
+        ob_batch_source_free(s);
+        ob_dataset_free(ds);
+        free(want);
+    }
+    free(text);
+    tu_remove_tree(dir);
+    free(dir);
+    ob_tokenizer_free(tok);
+}
+
+/* Cursor exactness for streams, looping over a small file many times and over
+ * a large one that is read in pieces; rank slices as for shards. */
+static void test_stream_cursor_and_ranks(void **state) {
+    (void)state;
+    ob_rng rng;
+    ob_rng_seed(&rng, fresh_seed());
+    ob_tokenizer *tok = gpt2();
+    char *small = tu_data_path("tinystories/tinystories_v2_sample.txt");
+    char *large = tu_data_path("tinyshakespeare/input.txt");
+    for (int c = 0; c < 4; c++) {
+        ob_stream_options o = {.inputs = (const char *const *)(c < 2 ? &small : &large), .num_inputs = 1,
+                               .doc_split = c % 2 ? OB_DOC_SPLIT_EOT : OB_DOC_SPLIT_FILE, .loop = c != 3};
+        ob_batch_source *a, *b;
+        assert_ok(ob_batch_source_stream(&o, tok, 1, 2, &a));
+        assert_ok(ob_batch_source_stream(&o, tok, 1, 2, &b));
+        int k = (int)ob_rng_below(&rng, c < 2 ? 40 : 400);
+        check_cursor(a, b, k, 1 + (int)ob_rng_below(&rng, 30), 3, 40);
+        ob_batch_source_free(a);
+        ob_batch_source_free(b);
+    }
+    /* A cursor from other inputs is refused. */
+    ob_stream_options o = {.inputs = (const char *const *)&small, .num_inputs = 1, .loop = true};
+    ob_stream_options other = {.inputs = (const char *const *)&large, .num_inputs = 1, .loop = true};
+    ob_batch_source *a, *b;
+    assert_ok(ob_batch_source_stream(&o, tok, 0, 1, &a));
+    assert_ok(ob_batch_source_stream(&other, tok, 0, 1, &b));
+    int32_t in[2 * 16], tg[2 * 16];
+    assert_ok(ob_batch_source_next(a, 2, 16, in, tg, NULL));
+    char *cursor;
+    assert_ok(ob_batch_source_save(a, &cursor));
+    assert_fails_with(ob_batch_source_restore(b, cursor), OB_ERR_FORMAT, "tinystories_v2_sample.txt");
+    free(cursor);
+    ob_batch_source_free(b);
+    /* World 3: each rank's rows are its slice of the single-process batch. */
+    enum { B = 2, T = 24, WORLD = 3 };
+    ob_batch_source *ranks[WORLD];
+    ob_batch_source_free(a);
+    assert_ok(ob_batch_source_stream(&o, tok, 0, 1, &a));
+    for (int r = 0; r < WORLD; r++)
+        assert_ok(ob_batch_source_stream(&o, tok, r, WORLD, &ranks[r]));
+    int32_t whole_in[WORLD * B * T], whole_tg[WORLD * B * T], rin[B * T], rtg[B * T];
+    for (int step = 0; step < 30; step++) {
+        ob_batch_rows all;
+        assert_ok(ob_batch_source_next(a, WORLD * B, T, whole_in, whole_tg, &all));
+        for (int r = 0; r < WORLD; r++) {
+            assert_ok(ob_batch_source_next(ranks[r], B, T, rin, rtg, NULL));
+            assert_memory_equal(rin, whole_in + r * B * T, sizeof rin);
+            assert_memory_equal(rtg, whole_tg + r * B * T, sizeof rtg);
+        }
+    }
+    for (int r = 0; r < WORLD; r++)
+        ob_batch_source_free(ranks[r]);
+    ob_batch_source_free(a);
+    /* Nothing to stream is an error, not a hang. */
+    o.split = OB_SPLIT_VAL;
+    o.val_fraction = 0;
+    assert_ok(ob_batch_source_stream(&o, tok, 0, 1, &a));
+    assert_fails_with(ob_batch_source_next(a, 2, 16, in, tg, NULL), OB_ERR_INVALID_ARG, "no validation documents");
+    ob_batch_source_free(a);
+    free(small);
+    free(large);
+    ob_tokenizer_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_roundtrip_u16), cmocka_unit_test(test_shard_roundtrip_u32),
@@ -838,7 +1034,8 @@ int main(void) {
         cmocka_unit_test(test_sequential_covers_once), cmocka_unit_test(test_rank_sharding),
         cmocka_unit_test(test_cursor_restore),      cmocka_unit_test(test_documents),
         cmocka_unit_test(test_input_directories),   cmocka_unit_test(test_long_document_pieces),
-        cmocka_unit_test(test_split_rule),
+        cmocka_unit_test(test_split_rule),          cmocka_unit_test(test_stream_is_full_tokenization),
+        cmocka_unit_test(test_stream_matches_tokenize), cmocka_unit_test(test_stream_cursor_and_ranks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

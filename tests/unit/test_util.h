@@ -7,9 +7,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "onebit/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include <cmocka.h>
 
 /* ../shared/data (from $ONEBIT_DATA_DIR). */
 const char *tu_data_dir(void);
@@ -58,4 +62,7 @@ const char *tu_python(void);
             fail_msg("%s: message '%s' lacks '%s'", #expr, ob_last_error(), (needle));               \
     } while (0)
 
+#ifdef __cplusplus
+}
+#endif
 #endif

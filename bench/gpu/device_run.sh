@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Everything the GPU issue needs from a GPU machine of the device tool, in one
+# call: unpack the carried Debian libraries (scripts/device-deps.sh), build the
+# CUDA targets, run the GPU tests, then the benchmarks beside PyTorch's
+# bitnet_ref.py. Logs go to $OUT; a short table is printed last.
+#   bench/gpu/device_run.sh [test] [bench] [train]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-/tmp/onebit-out}
+mkdir -p "$out"
+parts=${*:-test bench}
+deps=/tmp/onebit-deps
+mkdir -p "$deps"
+for f in .devdeps/*.deb; do dpkg -x "$f" "$deps"; done
+export CMAKE_PREFIX_PATH=$deps/usr PKG_CONFIG_SYSROOT_DIR=$deps
+lib=$deps/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread:${LD_LIBRARY_PATH:-}
+export ONEBIT_DATA_DIR=$PWD/.devdata ONEBIT_PYTHON=python3 ONEBIT_BIN=$PWD/build-gpu/bin NCCL_NVLS_ENABLE=0
+NCCL_HOME=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null || true)
+export NCCL_HOME
+[ -n "$NCCL_HOME" ] && export LD_LIBRARY_PATH=$NCCL_HOME/lib:$LD_LIBRARY_PATH
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+t0=$(date +%s)
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DONEBIT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON \
+  -DONEBIT_DATA_DIR="$ONEBIT_DATA_DIR" > "$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
+grep "onebit: NCCL" "$out/cmake.log"
+cmake --build build-gpu -j"$(nproc)" --target onebit test_gpu_kernels test_gpu_backend bench_gpu_train \
+  > "$out/build.log" 2>&1 || { grep -E "error|Error" "$out/build.log" | head -40; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+summary=()
+if [[ " $parts " == *" test "* ]]; then
+  for t in test_gpu_kernels test_gpu_backend; do
+    if timeout 300 "build-gpu/bin/$t" > "$out/$t.log" 2>&1; then r=passed; else r="FAILED ($?)"; fi
+    grep -E "relative error|FAIL|ERROR|loss cpu" "$out/$t.log" | tail -60
+    summary+=("$t: $r")
+  done
+fi
+if [[ " $parts " == *" bench "* ]]; then
+  cfg=.devdata/refs/gpt2-124m-ternary.json
+  for q in ternary fp; do
+    build-gpu/bin/bench_gpu_train --config "$cfg" --batch 16 --seq 1024 --steps 15 --warmup 3 --quant $q \
+      2>&1 | tee -a "$out/bench.jsonl" | tail -1
+  done
+  for q in ternary fp; do
+    timeout 400 python3 .devdata/refs/bitnet_ref.py --quant $q --compile 1 --steps 15 --bs 16 --T 1024 2>"$out/ref_$q.err" \
+      | tee -a "$out/bench.jsonl" | tail -1
+  done
+fi
+if [[ " $parts " == *" train "* ]]; then
+  if bash tests/integration/test_gpu_train.sh > "$out/gpu_train.log" 2>&1; then r=passed; else r="FAILED ($?)"; fi
+  tail -25 "$out/gpu_train.log"
+  summary+=("test_gpu_train: $r")
+fi
+if [[ " $parts " == *" multi "* ]]; then
+  if bash tests/integration/test_gpu_multi.sh > "$out/gpu_multi.log" 2>&1; then r=passed; else r="FAILED ($?)"; fi
+  tail -5 "$out/gpu_multi.log"
+  summary+=("test_gpu_multi: $r")
+  bash bench/gpu/scaling.sh 2>&1 | tee "$out/scaling.txt"
+fi
+if [[ " $parts " == *" profile "* ]]; then
+  ONEBIT_CUDA_PROFILE=1 ONEBIT_GEMM_VERBOSE=1 build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 \
+    --seq 1024 --steps 5 --warmup 2 --quant ternary 2>&1 | tee "$out/profile.txt"
+fi
+printf '%s\n' "${summary[@]}"

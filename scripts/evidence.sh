@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Evidence of learning (docs/TRAINING.md): on a corpus, trains a BPE tokenizer,
+# tokenizes, then trains a small ternary model and its full-precision twin
+# (same config and tokens, quantisation off) on the CPU, and plots both.
+#   scripts/evidence.sh shakespeare|gutenberg [steps] [device]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${ONEBIT_BIN:-$root/build/bin}/onebit
+data=${ONEBIT_DATA_DIR:-$root/../shared/data}
+corpus=${1:?shakespeare or gutenberg}
+steps=${2:-600}
+device=${3:-cpu}
+work=${ONEBIT_EVIDENCE_DIR:-$root/runs/evidence}/$corpus
+mkdir -p "$work"
+case $corpus in
+  shakespeare)
+    inputs=("$data/tinyshakespeare/input.txt")
+    split=(--doc-split blank-line --val-fraction 0.05) ;;
+  gutenberg)
+    inputs=("$data/gutenberg/train/"*.txt)
+    split=(--val-input "$data/gutenberg/valid") ;;
+  *) echo "unknown corpus $corpus"; exit 2 ;;
+esac
+[ -f "$work/tokenizer.json" ] || "$bin" tokenizer train --vocab-size 4096 --input "${inputs[@]}" \
+  --output "$work/tokenizer.json"
+[ -d "$work/data" ] || "$bin" tokenize --input "${inputs[@]}" "${split[@]}" --tokenizer "$work/tokenizer.json" \
+  --output-dir "$work/data" --prefix corpus
+cat > "$work/config.json" <<'JSON'
+{"vocab_size": 4096, "hidden_size": 256, "num_heads": 4, "num_layers": 4, "intermediate_size": 768,
+ "max_seq_len": 128, "use_ternary": true, "use_swiglu": true, "use_subln": true, "use_rope": true,
+ "use_dynamic_threshold": false, "anneal_fraction": 0.2}
+JSON
+common=(--config "$work/config.json" --data-dir "$work/data/corpus" --tokenizer "$work/tokenizer.json"
+        --device "$device" --batch-size 16 --max-steps "$steps" --lr 3e-3 --lr-min 3e-4 --lr-warmup-steps 50
+        --weight-decay 0.05 --log-every 10 --eval-every 50 --eval-batches 20 --save-every 0)
+"$bin" train "${common[@]}" --output-dir "$work/ternary-$device"
+"$bin" train "${common[@]}" --output-dir "$work/fp-$device" --quant-warmup-steps "$steps"
+for run in ternary fp; do
+  "$bin" plot "$work/$run-$device/metrics.jsonl" -o "$work/$run-$device.png" --title "$corpus, $run ($device)"
+done

@@ -1,0 +1,416 @@
+/* Forward and backward of the model on one GPU (docs/MODEL.md), step for step
+ * the CPU reference of src/cpu/cpu_model.c: bf16 matrix products with fp32
+ * accumulation, an fp32 residual stream and fp32 gradients. Products that add
+ * into the residual stream do so in cuBLASLt's epilogue (beta = 1). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_state.cuh"
+
+typedef struct {
+    gpu_state *st;
+    const ob_step_info *step;
+    int N;
+} pass;
+
+#define MARK(label) ob_gpu_profile_mark(&p->st->prof, p->st->stream, label)
+
+static const ob_param *param(const pass *p, int idx) { return &p->st->m->params[idx]; }
+
+static bool quantised(const pass *p, const ob_param *prm) {
+    return prm->mode != OB_MODE_F16 && p->step->regime != OB_REGIME_FP;
+}
+
+static bool soft(const pass *p, const ob_param *prm) {
+    return quantised(p, prm) && p->step->regime == OB_REGIME_SOFT &&
+           (prm->mode == OB_MODE_TERNARY || prm->mode == OB_MODE_BINARY);
+}
+
+static bool arenas(const pass *p, const ob_param *prm) { return quantised(p, prm) && p->step->arenas > 0; }
+
+static int act_bits(const pass *p, const ob_param *prm) {
+    return quantised(p, prm) ? p->st->m->cfg.activation_bits : 0;
+}
+
+static const float *scale_of(const pass *p, int idx, bool residual) {
+    ob_gpu_qstats *s = &p->st->stats[p->st->matrix_of[idx]];
+    return residual ? &s->scale_r : &s->scale;
+}
+
+/* y (= or, with beta, +=) the product of a linear: alpha is the matrix's scale
+ * (times the residual factor when adding into the residual stream); Arenas adds
+ * c·x·W_cᵀ. y is bf16, or fp32 when `residual` (then `base` is the stream it adds to). */
+static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf16 *xq, int n, void *y,
+                                const float *base, float r) {
+    gpu_state *st = p->st;
+    const ob_param *prm = param(p, idx);
+    bool residual = base != NULL;
+    ob_gemm_args a = ob_gemm_xwt(y, residual ? CUDA_R_32F : CUDA_R_16BF, xq, st->w_eff + prm->offset, n, prm->cols,
+                                 prm->rows);
+    a.alpha_device = scale_of(p, idx, residual);
+    if (residual) {
+        a.c = base;
+        a.beta = 1.0f;
+    }
+    OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
+    if (arenas(p, prm)) {
+        ob_gemm_args b = ob_gemm_xwt(y, residual ? CUDA_R_32F : CUDA_R_16BF, x, st->wc + prm->offset, n, prm->cols,
+                                     prm->rows);
+        b.alpha = p->step->arenas * (residual ? r : 1.0f);
+        b.beta = 1.0f;
+        OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
+    }
+    return OB_OK;
+}
+
+/* dx (bf16, = or +=) and the weight gradient of one linear. The clamp mask of
+ * quantised weights is applied once at the end of the pass. */
+static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int n,
+                                 bf16 *dx, bool accumulate) {
+    gpu_state *st = p->st;
+    const ob_param *prm = param(p, idx);
+    const ob_config *c = &st->m->cfg;
+    int in = prm->cols, out = prm->rows;
+    float *dw = st->grads + prm->offset;
+    if (dx) {
+        ob_gemm_args a = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->w_eff + prm->offset, n, in, out);
+        a.alpha_device = scale_of(p, idx, false);
+        a.beta = accumulate ? 1.0f : 0.0f;
+        OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
+        if (arenas(p, prm)) {
+            ob_gemm_args b = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->wc + prm->offset, n, in, out);
+            b.alpha = p->step->arenas;
+            b.beta = 1.0f;
+            OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
+        }
+    }
+    ob_gemm_args g = ob_gemm_dytx(dw, CUDA_R_32F, dy, act_bits(p, prm) ? xq : x, n, in, out);
+    g.beta = 1.0f;
+    if (soft(p, prm)) {
+        g.d = st->scratch;
+        g.beta = 0.0f;
+        OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
+        OB_STATUS_TRY(ob_gpu_soft_backward(st->wq, st->matrix_of[idx], st->params, st->scratch, st->grads, st->stats,
+                                           c->use_dynamic_threshold, (float)c->latent_clamp_max,
+                                           p->step->sharpness, st->stream));
+    } else {
+        if (quantised(p, prm))
+            g.alpha = (float)c->ste_scale_factor;
+        OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
+    }
+    if (arenas(p, prm)) {
+        ob_gemm_args b = ob_gemm_dytx(dw, CUDA_R_32F, dy, x, n, in, out);
+        b.alpha = p->step->arenas;
+        b.beta = 1.0f;
+        OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
+    }
+    return OB_OK;
+}
+
+/* Norm of fp32 rows into y (unquantised, kept when Arenas needs it) and yq. */
+static ob_status norm_quant(const pass *p, int norm_idx, int first_linear, const float *x, bf16 *y, bf16 *yq,
+                            float *mean, float *rstd) {
+    gpu_state *st = p->st;
+    const ob_config *c = &st->m->cfg;
+    const ob_param *lin = param(p, first_linear);
+    int bits = act_bits(p, lin);
+    bf16 *plain = arenas(p, lin) || bits == 0 ? y : yq;
+    return ob_gpu_norm_forward(plain, bits ? yq : plain, mean, rstd, x, st->params + param(p, norm_idx)->offset, p->N,
+                               c->hidden_size, (float)c->layer_norm_eps, !c->use_subln, bits, st->stream);
+}
+
+/* The input a layer's products use: quantised, or plain when no quantiser ran. */
+static const bf16 *input_of(const pass *p, int lin, const bf16 *plain, const bf16 *q) {
+    return act_bits(p, param(p, lin)) ? q : plain;
+}
+
+static float residual_factor(const ob_config *c) { return c->use_residual_scaling ? 0.70710678118654752f : 1.0f; }
+
+static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next) {
+    gpu_state *st = p->st;
+    const ob_model *m = st->m;
+    const ob_config *c = &m->cfg;
+    const ob_layer_params *lp = &m->layers[l];
+    gpu_layer *a = &st->layers[l];
+    int N = p->N, H = c->hidden_size, F = c->intermediate_size, nh = c->num_heads, nkv = c->num_kv_heads;
+    int hd = ob_config_head_dim(c);
+    float r = residual_factor(c), eps = (float)c->layer_norm_eps;
+    int pq = lp->proj[OB_PROJ_Q];
+    MARK("fwd norm+quant");
+    OB_STATUS_TRY(norm_quant(p, lp->input_norm, pq, a->x, a->n1, a->x1q, a->mean1, a->rstd1));
+    const bf16 *x1 = input_of(p, pq, a->n1, a->x1q);
+    MARK("fwd gemm qkv");
+    OB_STATUS_TRY(linear_forward(p, pq, a->n1, x1, N, a->q, NULL, r));
+    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_K], a->n1, x1, N, a->k, NULL, r));
+    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_V], a->n1, x1, N, a->v, NULL, r));
+    const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
+    const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
+    MARK("fwd qk-norm+rope");
+    OB_STATUS_TRY(ob_gpu_qk_forward(a->q, a->qpre, a->rq, gq, st->rope_cos, st->rope_sin, B, T, nh, hd, eps,
+                                    c->use_qk_norm, c->use_rope, st->stream));
+    OB_STATUS_TRY(ob_gpu_qk_forward(a->k, a->kpre, a->rk, gk, st->rope_cos, st->rope_sin, B, T, nkv, hd, eps,
+                                    c->use_qk_norm, c->use_rope, st->stream));
+    MARK("fwd attention");
+    OB_STATUS_TRY(ob_gpu_attention_forward(a->o, a->lse, a->q, a->k, a->v, B, T, nh, nkv, hd, st->stream));
+    int po = lp->proj[OB_PROJ_O];
+    MARK("fwd act quant");
+    if (act_bits(p, param(p, po)))
+        OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), st->stream));
+    MARK("fwd gemm o");
+    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, st->oq), N, a->a, a->x, r));
+    int pu = lp->proj[OB_PROJ_UP];
+    MARK("fwd norm+quant");
+    OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->n2, a->x2q, a->mean2, a->rstd2));
+    const bf16 *x2 = input_of(p, pu, a->n2, a->x2q);
+    MARK("fwd gemm up/gate");
+    OB_STATUS_TRY(linear_forward(p, pu, a->n2, x2, N, a->u, NULL, r));
+    int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
+    if (act == 2)
+        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, NULL, r));
+    int pd = lp->proj[OB_PROJ_DOWN];
+    MARK("fwd ffn act+quant");
+    OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, st->hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
+    MARK("fwd gemm down");
+    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, st->hq), N, x_next, a->a, r);
+}
+
+/* st->dres holds dL/dx_{l+1} on entry and dL/dx_l on return. */
+static ob_status layer_backward(const pass *p, int l, int B, int T) {
+    gpu_state *st = p->st;
+    const ob_model *m = st->m;
+    const ob_config *c = &m->cfg;
+    const ob_layer_params *lp = &m->layers[l];
+    gpu_layer *a = &st->layers[l];
+    int N = p->N, H = c->hidden_size, F = c->intermediate_size, nh = c->num_heads, nkv = c->num_kv_heads;
+    int hd = ob_config_head_dim(c);
+    size_t NH = (size_t)N * H;
+    float r = residual_factor(c);
+    bool ln = !c->use_subln;
+    cudaStream_t s = st->stream;
+    int pd = lp->proj[OB_PROJ_DOWN], pu = lp->proj[OB_PROJ_UP], pg = lp->proj[OB_PROJ_GATE];
+    MARK("bwd convert");
+    OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
+    MARK("bwd gemm down");
+    if (act_bits(p, param(p, pd)))
+        OB_STATUS_TRY(ob_gpu_act_quant(st->hq, a->h, N, F, act_bits(p, param(p, pd)), s));
+    OB_STATUS_TRY(linear_backward(p, pd, a->h, st->hq, st->dtmp, N, st->df1, false));
+    int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
+    MARK("bwd ffn act");
+    OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));
+    MARK("bwd gemm up/gate");
+    OB_STATUS_TRY(linear_backward(p, pu, a->n2, a->x2q, st->df2, N, st->dn, false));
+    if (act == 2)
+        OB_STATUS_TRY(linear_backward(p, pg, a->n2, a->x2q, st->df3, N, st->dn, true));
+    MARK("bwd norm");
+    OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->grads + param(p, lp->post_norm)->offset, st->partials,
+                                       st->dn, a->a, st->params + param(p, lp->post_norm)->offset, a->mean2,
+                                       a->rstd2, N, H, ln, s));
+    MARK("bwd convert");
+    OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
+    int po = lp->proj[OB_PROJ_O];
+    MARK("bwd gemm o");
+    if (act_bits(p, param(p, po)))
+        OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), s));
+    OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, st->dtmp, N, st->dn, false));
+    MARK("bwd attention");
+    OB_STATUS_TRY(ob_gpu_attention_backward(st->dq, st->dk, st->dv, st->dn, a->o, a->lse, a->q, a->k, a->v,
+                                            st->delta, B, T, nh, nkv, hd, s));
+    const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
+    const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
+    float *dgq = c->use_qk_norm ? st->grads + param(p, lp->q_norm)->offset : NULL;
+    float *dgk = c->use_qk_norm ? st->grads + param(p, lp->k_norm)->offset : NULL;
+    MARK("bwd qk-norm+rope");
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dq, dgq, st->partials, a->qpre, a->rq, gq, st->rope_cos, st->rope_sin, B, T,
+                                     nh, hd, c->use_qk_norm, c->use_rope, s));
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dk, dgk, st->partials, a->kpre, a->rk, gk, st->rope_cos, st->rope_sin, B, T,
+                                     nkv, hd, c->use_qk_norm, c->use_rope, s));
+    int pq = lp->proj[OB_PROJ_Q];
+    MARK("bwd gemm qkv");
+    OB_STATUS_TRY(linear_backward(p, pq, a->n1, a->x1q, st->dq, N, st->dn, false));
+    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_K], a->n1, a->x1q, st->dk, N, st->dn, true));
+    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_V], a->n1, a->x1q, st->dv, N, st->dn, true));
+    MARK("bwd norm");
+    return ob_gpu_norm_backward(st->dres, true, st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn,
+                                a->x, st->params + param(p, lp->input_norm)->offset, a->mean1, a->rstd1, N, H, ln, s);
+}
+
+/* Head and loss in chunks of rows; with training, dL/dnf goes to st->dn. */
+static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
+    gpu_state *st = p->st;
+    const ob_model *m = st->m;
+    const ob_config *c = &m->cfg;
+    int N = p->N, H = c->hidden_size, V = c->vocab_size, hidx = m->head;
+    const ob_param *hp = param(p, hidx);
+    const bf16 *xin = input_of(p, hidx, st->nf, st->nfq);
+    cudaStream_t s = st->stream;
+    for (int r0 = 0; r0 < N; r0 += st->chunk) {
+        int rows = N - r0 < st->chunk ? N - r0 : st->chunk;
+        const bf16 *xr = xin + (size_t)r0 * H, *nr = st->nf + (size_t)r0 * H;
+        ob_gemm_args a = ob_gemm_xwt(st->logits, CUDA_R_32F, xr, st->w_eff + hp->offset, rows, H, V);
+        a.alpha_device = scale_of(p, hidx, false);
+        OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
+        if (arenas(p, hp)) {
+            ob_gemm_args b = ob_gemm_xwt(st->logits, CUDA_R_32F, nr, st->wc + hp->offset, rows, H, V);
+            b.alpha = p->step->arenas;
+            b.beta = 1.0f;
+            OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
+        }
+        if (st->host_logits)
+            OB_CUDA_TRY(cudaMemcpyAsync(st->host_logits + (size_t)r0 * V, st->logits, (size_t)rows * V * sizeof(float),
+                                        cudaMemcpyDeviceToHost, s));
+        OB_STATUS_TRY(ob_gpu_cross_entropy(train ? st->dlogits : NULL, st->row_loss + r0, st->row_plain + r0,
+                                           st->logits, st->targets + r0, rows, V, p->step->label_smoothing,
+                                           grad_scale / (float)N, s));
+        if (!train)
+            continue;
+        if (soft(p, hp)) {
+            /* The soft backward needs the whole dL/dWq: gather it over the chunks. */
+            ob_gemm_args d = ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, st->dlogits, st->w_eff + hp->offset,
+                                         rows, H, V);
+            d.alpha_device = scale_of(p, hidx, false);
+            OB_STATUS_TRY(ob_gemm_run(st->gemm, &d));
+            if (arenas(p, hp)) {
+                ob_gemm_args e = ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, st->dlogits, st->wc + hp->offset,
+                                             rows, H, V);
+                e.alpha = p->step->arenas;
+                e.beta = 1.0f;
+                OB_STATUS_TRY(ob_gemm_run(st->gemm, &e));
+                ob_gemm_args f = ob_gemm_dytx(st->grads + hp->offset, CUDA_R_32F, st->dlogits, nr, rows, H, V);
+                f.alpha = p->step->arenas;
+                f.beta = 1.0f;
+                OB_STATUS_TRY(ob_gemm_run(st->gemm, &f));
+            }
+            ob_gemm_args g = ob_gemm_dytx(st->scratch, CUDA_R_32F, st->dlogits, xr, rows, H, V);
+            g.beta = r0 ? 1.0f : 0.0f;
+            OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
+        } else {
+            OB_STATUS_TRY(linear_backward(p, hidx, nr, xr, st->dlogits, rows, st->dn + (size_t)r0 * H, false));
+        }
+    }
+    if (train && soft(p, hp))
+        OB_STATUS_TRY(ob_gpu_soft_backward(st->wq, st->matrix_of[hidx], st->params, st->scratch, st->grads, st->stats,
+                                           c->use_dynamic_threshold, (float)c->latent_clamp_max, p->step->sharpness,
+                                           s));
+    return OB_OK;
+}
+
+/* Groups the batch's positions by token (host side) for the lookup's backward. */
+static ob_status upload_tokens(gpu_state *st, const int32_t *inputs, const int32_t *targets, int N, int *distinct_out) {
+    int V = st->m->cfg.vocab_size;
+    int32_t *count = st->host_count;
+    memset(count, 0, (size_t)V * sizeof *count);
+    for (int i = 0; i < N; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V || targets[i] < 0 || targets[i] >= V)
+            return ob_error(OB_ERR_INVALID_ARG, "cuda backend: token id %d at position %d is outside the vocabulary (%d)",
+                            inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
+        count[inputs[i]]++;
+    }
+    int distinct = 0, pos = 0;
+    for (int v = 0; v < V; v++) {
+        if (!count[v])
+            continue;
+        st->host_ids[distinct] = v;
+        st->host_starts[distinct] = pos;
+        pos += count[v];
+        count[v] = st->host_starts[distinct];
+        distinct++;
+    }
+    st->host_starts[distinct] = pos;
+    for (int i = 0; i < N; i++)
+        st->host_order[count[inputs[i]]++] = i;
+    cudaStream_t s = st->stream;
+    OB_CUDA_TRY(cudaMemcpyAsync(st->tokens, inputs, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    OB_CUDA_TRY(cudaMemcpyAsync(st->targets, targets, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    OB_CUDA_TRY(cudaMemcpyAsync(st->emb_order, st->host_order, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    OB_CUDA_TRY(cudaMemcpyAsync(st->emb_starts, st->host_starts, (size_t)(distinct + 1) * sizeof(int32_t),
+                                cudaMemcpyHostToDevice, s));
+    OB_CUDA_TRY(cudaMemcpyAsync(st->emb_ids, st->host_ids, (size_t)distinct * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                s));
+    *distinct_out = distinct;
+    return OB_OK;
+}
+
+static ob_status embed_backward(const pass *p, int B, int T, int distinct) {
+    gpu_state *st = p->st;
+    const ob_model *m = st->m;
+    const ob_config *c = &m->cfg;
+    const ob_param *e = param(p, m->embed);
+    int N = B * T, H = c->hidden_size;
+    float *dpos = m->positions >= 0 ? st->grads + param(p, m->positions)->offset : NULL;
+    if (!soft(p, e)) {
+        float factor = quantised(p, e) ? (float)c->ste_scale_factor : 1.0f;
+        return ob_gpu_embed_backward(st->grads + e->offset, dpos, st->dres, st->emb_order, st->emb_starts, st->emb_ids,
+                                     distinct, N, T, H, factor, st->stream);
+    }
+    OB_CUDA_TRY(cudaMemsetAsync(st->scratch, 0, e->numel * sizeof(float), st->stream));
+    OB_STATUS_TRY(ob_gpu_embed_backward(st->scratch, dpos, st->dres, st->emb_order, st->emb_starts, st->emb_ids,
+                                        distinct, N, T, H, 1.0f, st->stream));
+    return ob_gpu_soft_backward(st->wq, st->matrix_of[m->embed], st->params, st->scratch, st->grads, st->stats,
+                                c->use_dynamic_threshold, (float)c->latent_clamp_max, p->step->sharpness, st->stream);
+}
+
+ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targets, int B, int T,
+                      const ob_step_info *step, bool train, float grad_scale, double *loss, double *plain,
+                      float *host_logits) {
+    const ob_model *m = st->m;
+    const ob_config *c = &m->cfg;
+    if (B < 1 || T < 1 || T > st->T || B * T > st->B * st->T)
+        return ob_error(OB_ERR_INVALID_ARG, "cuda backend: batch %d x %d exceeds the allocated %d x %d", B, T, st->B,
+                        st->T);
+    pass p = {st, step, B * T};
+    int N = B * T, L = c->num_layers, H = c->hidden_size;
+    cudaStream_t s = st->stream;
+    OB_CUDA_TRY(cudaSetDevice(st->device));
+    int distinct;
+    OB_STATUS_TRY(upload_tokens(st, inputs, targets, N, &distinct));
+    bool fp = step->regime == OB_REGIME_FP;
+    ob_gpu_profile_mark(&st->prof, s, "weight quantisers");
+    OB_STATUS_TRY(ob_gpu_wquant_run(st->wq, st->params, st->w_eff, step->arenas > 0 && !fp ? st->wc : NULL, st->stats,
+                                    c->use_dynamic_threshold, (float)c->latent_clamp_max, step->sharpness, !fp,
+                                    step->regime == OB_REGIME_SOFT, residual_factor(c), s));
+    const ob_param *e = param(&p, m->embed);
+    ob_gpu_profile_mark(&st->prof, s, "embedding");
+    OB_STATUS_TRY(ob_gpu_embed_forward(st->layers[0].x, st->tokens, st->w_eff + e->offset, scale_of(&p, m->embed, false),
+                                       m->positions >= 0 ? st->params + param(&p, m->positions)->offset : NULL, N, T,
+                                       H, s));
+    for (int l = 0; l < L; l++)
+        OB_STATUS_TRY(layer_forward(&p, l, B, T, l + 1 < L ? st->layers[l + 1].x : st->xf));
+    int hidx = m->head;
+    int bits = act_bits(&p, param(&p, hidx));
+    bf16 *plain_nf = arenas(&p, param(&p, hidx)) || bits == 0 ? st->nf : st->nfq;
+    OB_STATUS_TRY(ob_gpu_norm_forward(plain_nf, bits ? st->nfq : plain_nf, st->meanf, st->rstdf, st->xf,
+                                      st->params + param(&p, m->final_norm)->offset, N, H, (float)c->layer_norm_eps,
+                                      !c->use_subln, bits, s));
+    st->host_logits = host_logits;
+    ob_gpu_profile_mark(&st->prof, s, "head + loss");
+    OB_STATUS_TRY(head_and_loss(&p, train, grad_scale));
+    ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");
+    OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, s));
+    OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, s));
+    if (train) {
+        OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, false, st->grads + param(&p, m->final_norm)->offset, st->partials,
+                                           st->dn, st->xf, st->params + param(&p, m->final_norm)->offset, st->meanf,
+                                           st->rstdf, N, H, !c->use_subln, s));
+        for (int l = L - 1; l >= 0; l--) {
+            OB_STATUS_TRY(layer_backward(&p, l, B, T));
+            if (st->reduce) /* this layer's gradients are final: sum them over the processes now */
+                OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_begin[l], st->layer_end[l]));
+        }
+        ob_gpu_profile_mark(&st->prof, s, "embedding backward, mask");
+        OB_STATUS_TRY(embed_backward(&p, B, T, distinct));
+        if (!fp)
+            OB_STATUS_TRY(ob_gpu_mask_clamped(st->wq, st->params, st->grads, (float)c->latent_clamp_max, s));
+        if (st->reduce) {
+            OB_STATUS_TRY(ob_gpu_reduce_range(st, 0, st->layer_begin[0]));
+            OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_end[L - 1], m->num_floats));
+        }
+    }
+    double sums[2];
+    OB_CUDA_TRY(cudaMemcpyAsync(sums, st->sums, sizeof sums, cudaMemcpyDeviceToHost, s));
+    ob_gpu_profile_flush(&st->prof, s);
+    OB_CUDA_TRY(cudaStreamSynchronize(s));
+    *loss = sums[0] / N;
+    if (plain)
+        *plain = sums[1] / N;
+    return OB_OK;
+}

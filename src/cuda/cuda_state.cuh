@@ -1,0 +1,91 @@
+/* State of the CUDA backend: the model's buffers on one GPU and the saved
+ * activations of a pass (mirrors src/cpu/cpu_model.c, with bf16 where the CPU
+ * has float, and fp32 for the residual stream, statistics and gradients). */
+#ifndef ONEBIT_CUDA_STATE_CUH
+#define ONEBIT_CUDA_STATE_CUH
+
+#include "cuda/gemm.cuh"
+#include "cuda/kernels.cuh"
+#include "cuda/profile.cuh"
+
+extern "C" {
+#include "onebit/dist.h"
+}
+
+typedef struct {
+    float *x, *a;                       /* residual entering the layer, after attention [N,H] */
+    float *mean1, *rstd1, *mean2, *rstd2;
+    bf16 *n1, *x1q, *n2, *x2q;          /* norm outputs and their quantised forms [N,H]; n1 and n2
+                                         * alias x1q and x2q unless Arenas needs both */
+    bf16 *qpre, *kpre;                  /* before QK-norm */
+    float *rq, *rk;
+    bf16 *q, *k, *v;                    /* as attention sees them */
+    float *lse;                         /* [B,nh,T] */
+    bf16 *o;                            /* attention output [N,H] */
+    bf16 *u, *g, *h;                    /* FFN [N,F] */
+} gpu_layer;
+
+typedef struct {
+    const ob_model *m;
+    int device;
+    int B, T;               /* capacity */
+    cudaStream_t stream;
+    ob_gemm *gemm;
+    ob_gpu_wquant *wq;
+    int *matrix_of;          /* parameter index → quantiser matrix index (-1: a vector) */
+    float *params, *grads, *mom_m, *mom_v; /* fp32, model layout */
+    /* Accumulation: the first micro-batch after zero_grad writes `grads`; later
+     * ones write `grads_micro` (allocated when first needed), which is then
+     * added, so that k micro-batches sum in the same order as k processes. */
+    float *grads_micro;
+    bool grads_fresh;
+    bf16 *w_eff, *wc;        /* effective weights, clamped latent weights (Arenas) */
+    ob_gpu_qstats *stats;    /* per matrix */
+    ob_gpu_param_seg *segs;  /* per parameter */
+    gpu_layer *layers;
+    float *xf, *meanf, *rstdf;
+    bf16 *nf, *nfq;
+    float *dres;             /* [N,H] gradient of the residual stream */
+    bf16 *dtmp, *dn, *dq, *dk, *dv, *df1, *df2, *df3;
+    bf16 *oq, *hq;           /* quantised o and h: rebuilt from o and h where needed */
+    float *delta;
+    float *scratch;          /* soft-regime weight gradients (largest matrix) */
+    float *logits;           /* [chunk, V] */
+    bf16 *dlogits;
+    int chunk;
+    float *row_loss, *row_plain;
+    float *partials;         /* norm/gain gradient partial sums */
+    double *sum_partials, *sums;
+    float *rope_cos, *rope_sin;
+    int32_t *tokens, *targets, *emb_order, *emb_starts, *emb_ids;
+    int32_t *host_order, *host_starts, *host_ids, *host_count;
+    const ob_step_info *step;
+    float *host_logits;      /* eval with logits: destination on the host */
+    ob_gpu_profile prof;
+    /* Data parallelism (world > 1): NCCL communicator and its stream. */
+    int world, rank;
+    void *comm;                /* ncclComm_t */
+    cudaStream_t comm_stream;
+    cudaEvent_t ready, reduced;
+    bool reduce;               /* this pass reduces the gradients as layers finish */
+    size_t *layer_begin, *layer_end; /* gradient ranges per layer (floats) */
+    double *values;            /* device scratch of sync_step */
+    size_t max_shard;          /* largest per-process shard of a gradient range */
+    float *reduce_recv, *reduce_gather; /* [world][max_shard] each */
+} gpu_state;
+
+/* NCCL (cuda/nccl.cu): communicator set-up from the rendezvous, gradient ranges
+ * reduced on the communication stream after the compute stream reached them,
+ * and a small sum of host values. */
+ob_status ob_gpu_dist_init(gpu_state *st, const ob_dist *dist);
+void ob_gpu_dist_free(gpu_state *st);
+ob_status ob_gpu_reduce_range(gpu_state *st, size_t begin, size_t end);
+ob_status ob_gpu_reduce_wait(gpu_state *st);
+ob_status ob_gpu_sum_values(gpu_state *st, double *values, int count);
+
+/* Forward (and backward when `train`) of one batch; losses as means over tokens. */
+ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targets, int B, int T,
+                      const ob_step_info *step, bool train, float grad_scale, double *loss, double *plain,
+                      float *host_logits);
+
+#endif

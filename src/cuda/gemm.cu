@@ -1,0 +1,152 @@
+/* cuBLASLt plans and execution (see gemm.cuh). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/gemm.cuh"
+
+#define PLAN_CACHE 128
+#define WORKSPACE_BYTES (64u << 20)
+
+typedef struct {
+    int m, n, k;
+    bool trans_a, trans_b, device_alpha, accumulate;
+    cudaDataType d_type, c_type;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc, ld;
+    cublasLtMatmulAlgo_t algo;
+} plan;
+
+struct ob_gemm {
+    cublasLtHandle_t handle;
+    cudaStream_t stream;
+    void *workspace;
+    float *constants; /* device {0, 1}: beta when alpha is a device pointer */
+    plan plans[PLAN_CACHE];
+    int num_plans;
+};
+
+ob_status ob_gemm_create(cudaStream_t stream, ob_gemm **out) {
+    *out = NULL;
+    ob_gemm *g = (ob_gemm *)calloc(1, sizeof *g);
+    if (!g)
+        return ob_error(OB_ERR_NOMEM, "cuda: out of memory");
+    g->stream = stream;
+    *out = g;
+    OB_CUBLAS_TRY(cublasLtCreate(&g->handle));
+    OB_CUDA_TRY(cudaMalloc(&g->workspace, WORKSPACE_BYTES));
+    OB_CUDA_TRY(cudaMalloc(&g->constants, 2 * sizeof(float)));
+    float c[2] = {0.0f, 1.0f};
+    OB_CUDA_TRY(cudaMemcpy(g->constants, c, sizeof c, cudaMemcpyHostToDevice));
+    return OB_OK;
+}
+
+size_t ob_gemm_workspace_bytes(void) { return WORKSPACE_BYTES; }
+
+void ob_gemm_free(ob_gemm *g) {
+    if (!g)
+        return;
+    for (int i = 0; i < g->num_plans; i++) {
+        plan *p = &g->plans[i];
+        cublasLtMatmulDescDestroy(p->desc);
+        cublasLtMatrixLayoutDestroy(p->la);
+        cublasLtMatrixLayoutDestroy(p->lb);
+        cublasLtMatrixLayoutDestroy(p->lc);
+        cublasLtMatrixLayoutDestroy(p->ld);
+    }
+    cudaFree(g->workspace);
+    cudaFree(g->constants);
+    if (g->handle)
+        cublasLtDestroy(g->handle);
+    free(g);
+}
+
+static ob_status launch(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo, void *d,
+                        float beta_value);
+
+/* Row-major D[M,N] = op(A)·op(B) is column-major Dᵀ[N,M] = op(B)ᵀ·op(A)ᵀ: cuBLAS
+ * sees B first. A row-major [R,C] matrix is a column-major [C,R] one. */
+static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
+    memset(p, 0, sizeof *p);
+    p->m = a->m;
+    p->n = a->n;
+    p->k = a->k;
+    p->trans_a = a->trans_a;
+    p->trans_b = a->trans_b;
+    p->device_alpha = a->alpha_device != NULL;
+    p->accumulate = a->beta != 0.0f;
+    p->d_type = a->d_type;
+    p->c_type = a->d_type;
+    cublasOperation_t op1 = a->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op2 = a->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    OB_CUBLAS_TRY(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    OB_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1));
+    OB_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2));
+    cublasLtPointerMode_t mode = p->device_alpha ? CUBLASLT_POINTER_MODE_DEVICE : CUBLASLT_POINTER_MODE_HOST;
+    OB_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, &mode, sizeof mode));
+    /* cuBLAS: D'(N x M) = op1(B')(N x K) · op2(A')(K x M). */
+    int m = a->n, n = a->m, k = a->k;
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, a->trans_b ? k : m, a->trans_b ? m : k,
+                                             a->trans_b ? k : m));
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, a->trans_a ? n : k, a->trans_a ? k : n,
+                                             a->trans_a ? n : k));
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lc, p->c_type, m, n, m));
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->ld, p->d_type, m, n, m));
+    cublasLtMatmulPreference_t pref;
+    OB_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = WORKSPACE_BYTES;
+    OB_CUBLAS_TRY(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    /* Split-K reductions with atomics would make results vary from run to run. */
+    uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
+                       CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+    OB_CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
+                                                       sizeof schemes));
+    /* The heuristic's first choice, always: timing candidates would pick
+     * differently from run to run and break bit-exact resumes. */
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref, 1,
+                                                      &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || found == 0)
+        return ob_error(OB_ERR_DEVICE, "cuBLASLt: no algorithm for a %d x %d x %d product (status %d)", a->m, a->n,
+                        a->k, (int)s);
+    p->algo = result.algo;
+    return OB_OK;
+}
+
+static plan *find_plan(ob_gemm *g, const ob_gemm_args *a) {
+    for (int i = 0; i < g->num_plans; i++) {
+        plan *p = &g->plans[i];
+        if (p->m == a->m && p->n == a->n && p->k == a->k && p->trans_a == a->trans_a && p->trans_b == a->trans_b &&
+            p->device_alpha == (a->alpha_device != NULL) && p->accumulate == (a->beta != 0.0f) &&
+            p->d_type == a->d_type)
+            return p;
+    }
+    return NULL;
+}
+
+ob_status ob_gemm_run(ob_gemm *g, const ob_gemm_args *a) {
+    if (a->m <= 0 || a->n <= 0 || a->k <= 0)
+        return OB_OK;
+    plan *p = find_plan(g, a);
+    if (!p) {
+        if (g->num_plans == PLAN_CACHE)
+            return ob_error(OB_ERR_DEVICE, "cuBLASLt: more than %d distinct product shapes", PLAN_CACHE);
+        p = &g->plans[g->num_plans];
+        OB_STATUS_TRY(make_plan(g, a, p));
+        g->num_plans++;
+    }
+    return launch(g, a, p, &p->algo, a->d, a->beta);
+}
+
+static ob_status launch(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo, void *d,
+                        float beta_value) {
+    const void *alpha = a->alpha_device ? (const void *)a->alpha_device : (const void *)&a->alpha;
+    const void *beta = a->alpha_device ? (const void *)(g->constants + (beta_value != 0.0f ? 1 : 0))
+                                       : (const void *)&beta_value;
+    const void *c = beta_value != 0.0f && a->c ? a->c : d;
+    OB_CUBLAS_TRY(cublasLtMatmul(g->handle, p->desc, alpha, a->b, p->la, a->a, p->lb, beta, c, p->lc, d, p->ld, algo,
+                                 g->workspace, WORKSPACE_BYTES, g->stream));
+    return OB_OK;
+}

@@ -1,0 +1,140 @@
+/* Kernels of the CUDA backend (docs/MODEL.md). Every reduction is split into
+ * fixed per-block partial sums added in a fixed order, never atomics, so that a
+ * run repeats bit for bit (exact resume on GPU). Shapes are row-major; N is the
+ * number of tokens (B·T). */
+#ifndef ONEBIT_CUDA_KERNELS_CUH
+#define ONEBIT_CUDA_KERNELS_CUH
+
+#include "cuda/cuda_common.cuh"
+
+extern "C" {
+#include "onebit/backend.h"
+#include "onebit/quant.h"
+}
+
+/* ---- weight quantisation ---------------------------------------------------- */
+
+/* One quantisable matrix as the device kernels see it. */
+typedef struct {
+    int64_t offset; /* into the fp32 parameter buffer and the bf16 effective weights */
+    int rows, cols;
+    int mode;       /* ob_quant_mode */
+    int soft;       /* soft regime this step */
+} ob_gpu_matrix;
+
+/* Per-matrix scalars computed on the device. */
+typedef struct {
+    float beta, mu, alpha; /* β, μ, dynamic-threshold α */
+    float mask_inv;        /* 1/|M| (0 when M is empty) */
+    float scale;           /* GEMM alpha: the per-matrix scale, or 1 when folded into the weights */
+    float scale_r;         /* scale times the residual factor (products that add into the residual) */
+} ob_gpu_qstats;
+
+typedef struct ob_gpu_wquant ob_gpu_wquant;
+
+/* Plans the launches for the given matrices (done once per model). */
+ob_status ob_gpu_wquant_create(const ob_gpu_matrix *mats, int count, ob_gpu_wquant **out);
+void ob_gpu_wquant_free(ob_gpu_wquant *q);
+/* Effective weights (bf16) and stats of every matrix for this step: hard codes
+ * (scale in stats.scale), soft values, per-row 8/4-bit values, or the latent
+ * weights themselves for f16/full precision (`quantised` = 0 for every matrix
+ * in the full-precision regime). Also the clamped latent weights in `wc` when
+ * wc != NULL (Arenas). */
+ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 *wc, ob_gpu_qstats *stats,
+                            bool dynamic_threshold, float clamp, float sharpness, bool quantised, bool soft,
+                            float residual, cudaStream_t s);
+/* Soft regime backward of one matrix: dw += dL/dW given g = dL/dWq (fp32). */
+ob_status ob_gpu_soft_backward(ob_gpu_wquant *q, int index, const float *w, const float *g, float *dw,
+                               const ob_gpu_qstats *stats, bool dynamic_threshold, float clamp, float sharpness,
+                               cudaStream_t s);
+/* Zeroes gradient entries whose latent weight is beyond the clamp, for every
+ * quantised matrix. */
+ob_status ob_gpu_mask_clamped(ob_gpu_wquant *q, const float *w, float *grads, float clamp, cudaStream_t s);
+
+/* ---- normalisation and activations ------------------------------------------ */
+
+/* Norm (RMS or bias-free Layer) of fp32 rows, saving mean and rstd; writes the
+ * bf16 normalised rows to `y` and, when act_bits > 0, their activation-quantised
+ * version to `yq` (yq may equal y when the unquantised rows are not needed). */
+ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g, int n,
+                              int d, float eps, bool layernorm, int act_bits, cudaStream_t s);
+/* dx (fp32, = or += when accumulate) and the gain gradient (fp32 +=) from bf16 dy;
+ * `partials` holds ob_gpu_norm_partials(n, d) floats. */
+size_t ob_gpu_norm_partials(int n, int d);
+ob_status ob_gpu_norm_backward(float *dx, bool accumulate, float *dg, float *partials, const bf16 *dy,
+                               const float *x, const float *g, const float *mean, const float *rstd, int n, int d,
+                               bool layernorm, cudaStream_t s);
+/* Activation quantiser of bf16 rows (x̃ = rint(x·s)/s, per row). */
+ob_status ob_gpu_act_quant(bf16 *out, const bf16 *x, int n, int d, int bits, cudaStream_t s);
+
+/* QK-norm (optional, with the saved rstd) then RoPE (optional) of q [N, heads, hd]
+ * in place: `pre` keeps the input for the backward pass. */
+ob_status ob_gpu_qk_forward(bf16 *x, bf16 *pre, float *rstd, const float *gain, const float *rope_cos,
+                            const float *rope_sin, int B, int T, int heads, int hd, float eps, bool qk_norm,
+                            bool rope, cudaStream_t s);
+/* Backward of the above: dx (bf16, in place on dy) and the gain gradient (+=). */
+ob_status ob_gpu_qk_backward(bf16 *dy, float *dgain, float *partials, const bf16 *pre, const float *rstd,
+                             const float *gain, const float *rope_cos, const float *rope_sin, int B, int T,
+                             int heads, int hd, bool qk_norm, bool rope, cudaStream_t s);
+
+/* h = act(u[, g]) and, with act_bits, hq = x̃(h). */
+ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
+                             cudaStream_t s);
+ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
+                              int act, cudaStream_t s);
+
+/* ---- attention ---------------------------------------------------------------- */
+
+/* Causal attention q [B,T,nh,hd], k/v [B,T,nkv,hd] → o [B,T,nh,hd] and the row
+ * log-sum-exp lse [B,nh,T]. Flash-style: scores live in registers and shared
+ * memory only. */
+ob_status ob_gpu_attention_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
+                                   int nh, int nkv, int hd, cudaStream_t s);
+/* dq, dk, dv (bf16) from do; `delta` [B,nh,T] and `dq_acc` are scratch. */
+ob_status ob_gpu_attention_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *o, const float *lse,
+                                    const bf16 *q, const bf16 *k, const bf16 *v, float *delta, int B, int T, int nh,
+                                    int nkv, int hd, cudaStream_t s);
+
+/* ---- embedding, residual, loss ------------------------------------------------ */
+
+/* x[t] = scale·E[tok] (+ P[t mod T]) in fp32, from bf16 effective embedding rows
+ * and the device scalar `scale`. */
+ob_status ob_gpu_embed_forward(float *x, const int32_t *tokens, const bf16 *emb, const float *scale, const float *pos,
+                               int N, int T, int H, cudaStream_t s);
+/* dE[tok] += factor·Σ dx over the positions holding tok (positions grouped per
+ * token by the host: `order` lists positions sorted by token, `starts`
+ * [distinct + 1] delimits each token's run, `ids` names it), dP += Σ_b dx. */
+ob_status ob_gpu_embed_backward(float *demb, float *dpos, const float *dx, const int32_t *order,
+                                const int32_t *starts, const int32_t *ids, int distinct, int N, int T, int H,
+                                float factor, cudaStream_t s);
+/* Label-smoothed cross-entropy of fp32 logits rows: per-row loss (smoothed and
+ * plain) and, with dlogits, bf16 gradients scaled by grad_scale. */
+ob_status ob_gpu_cross_entropy(bf16 *dlogits, float *row_loss, float *row_plain, const float *logits,
+                               const int32_t *targets, int n, int V, float smoothing, float grad_scale,
+                               cudaStream_t s);
+
+/* ---- element-wise helpers --------------------------------------------------- */
+
+ob_status ob_gpu_f32_to_bf16(bf16 *out, const float *in, size_t n, float scale, cudaStream_t s);
+ob_status ob_gpu_bf16_to_f32(float *out, const bf16 *in, size_t n, cudaStream_t s);
+/* out = a + scale·b (fp32 = fp32 + bf16). */
+ob_status ob_gpu_residual(float *out, const float *a, const bf16 *b, float scale, size_t n, cudaStream_t s);
+/* acc += x. */
+ob_status ob_gpu_add(float *acc, const float *x, size_t n, cudaStream_t s);
+/* Deterministic sum of n floats (in double) into *out (device). */
+ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bool squares, cudaStream_t s);
+
+/* ---- optimizer ---------------------------------------------------------------- */
+
+typedef struct {
+    int64_t offset, numel;
+    int decay, clamp;
+} ob_gpu_param_seg;
+
+/* One AdamW step over every parameter segment; g is multiplied by grad_scale
+ * (clipping) first; the latent clamp follows on segments with clamp set. */
+ob_status ob_gpu_adamw(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, int num_segs,
+                       int64_t total, float lr, float beta1, float beta2, float eps, float weight_decay,
+                       int64_t step, float grad_scale, float clamp, cudaStream_t s);
+
+#endif
