@@ -129,22 +129,43 @@ static ob_status check_regions(ob_1bit_file *f, const uint8_t *b, uint64_t hs) {
     return OB_OK;
 }
 
-static ob_status read_entry(ob_1bit_file *f, const uint8_t *b, int i, const uint8_t *strings, uint64_t strings_size,
-                            char *names, uint64_t *name_at, uint32_t *crc) {
+/* Names lie apart in the string area (so together they fit in it). */
+static ob_status check_name_spans(const ob_1bit_file *f, const uint8_t *b, uint64_t strings_size) {
+    int n = f->num_tensors;
+    span *s = ob_malloc((size_t)(n + 1) * sizeof *s);
+    if (!s)
+        return OB_ERR_NOMEM;
+    const uint8_t *table = b + le_get64(b + H_TABLE_OFFSET);
+    ob_status st = OB_OK;
+    for (int i = 0; i < n && st == OB_OK; i++) {
+        const uint8_t *e = table + (uint64_t)i * OB_1BIT_ENTRY_BYTES;
+        uint32_t noff = le_get32(e + E_NAME_OFFSET), nlen = le_get32(e + E_NAME_SIZE);
+        if (nlen == 0 || nlen > OB_1BIT_MAX_NAME || !span_inside(noff, nlen, 0, strings_size))
+            st = ob_error(OB_ERR_FORMAT, "%s: tensor %d: name (field 'name_offset' = %u, 'name_size' = %u) is empty, "
+                                         "longer than %d bytes or outside the string area of %llu bytes",
+                          f->source, i, noff, nlen, OB_1BIT_MAX_NAME, (unsigned long long)strings_size);
+        s[i] = (span){noff, nlen, "name", i};
+    }
+    if (st == OB_OK)
+        qsort(s, (size_t)n, sizeof *s, cmp_span);
+    for (int i = 1; i < n && st == OB_OK; i++)
+        if (s[i].off < s[i - 1].off + s[i - 1].size)
+            st = ob_error(OB_ERR_FORMAT, "%s: the names of tensors %d and %d overlap in the string area", f->source,
+                          s[i - 1].tensor, s[i].tensor);
+    free(s);
+    return st;
+}
+
+static ob_status read_entry(ob_1bit_file *f, const uint8_t *b, int i, const uint8_t *strings, char *names,
+                            uint64_t *name_at, uint32_t *crc) {
     const char *src = f->source;
     const uint8_t *e = b + le_get64(b + H_TABLE_OFFSET) + (uint64_t)i * OB_1BIT_ENTRY_BYTES;
     ob_1bit_tensor *t = &f->tensors[i];
     char who[OB_1BIT_MAX_NAME + 32];
-    uint32_t noff = le_get32(e + E_NAME_OFFSET), nlen = le_get32(e + E_NAME_SIZE);
-    if (nlen == 0 || nlen > OB_1BIT_MAX_NAME || !span_inside(noff, nlen, 0, strings_size))
-        return ob_error(OB_ERR_FORMAT, "%s: tensor %d: name (field 'name_offset' = %u, 'name_size' = %u) is empty, "
-                                       "longer than %d bytes or outside the string area of %llu bytes",
-                        src, i, noff, nlen, OB_1BIT_MAX_NAME, (unsigned long long)strings_size);
+    uint32_t noff = le_get32(e + E_NAME_OFFSET), nlen = le_get32(e + E_NAME_SIZE); /* checked by check_name_spans */
     const char *raw = (const char *)strings + noff;
     if (memchr(raw, 0, nlen) || !ob_utf8_valid(raw, nlen, NULL))
         return ob_error(OB_ERR_FORMAT, "%s: tensor %d: name is not UTF-8 without NUL bytes", src, i);
-    if (*name_at + nlen + 1 > strings_size + (uint64_t)f->num_tensors + 1)
-        return ob_error(OB_ERR_FORMAT, "%s: tensor %d: its name overlaps other names in the string area", src, i);
     memcpy(names + *name_at, raw, nlen);
     names[*name_at + nlen] = 0;
     t->name = names + *name_at;
@@ -220,8 +241,9 @@ ob_status ob_1bit_check_unique_names(const ob_1bit_file *f) {
     return st;
 }
 
-/* Sorted spans of data and scales must not overlap; names must be unique. */
-static ob_status check_spans_and_names(ob_1bit_file *f) {
+/* Sorted spans of data and scales must not overlap, the gaps between them
+ * are zero (unless the data checks are skipped); names must be unique. */
+static ob_status check_spans_and_names(ob_1bit_file *f, bool check_padding) {
     int n = f->num_tensors;
     span *s = ob_malloc((size_t)(2 * n + 1) * sizeof *s);
     if (!s)
@@ -240,6 +262,17 @@ static ob_status check_spans_and_names(ob_1bit_file *f) {
         if (s[i].off < s[i - 1].off + s[i - 1].size)
             st = ob_error(OB_ERR_FORMAT, "%s: the %s of tensor '%s' overlaps the %s of tensor '%s'", f->source,
                           s[i].what, f->tensors[s[i].tensor].name, s[i - 1].what, f->tensors[s[i - 1].tensor].name);
+    /* The gaps (alignment padding) are zero, so that no byte of the file goes unchecked. */
+    uint64_t at = f->header_bytes;
+    for (int i = 0; i <= m && st == OB_OK && check_padding; i++) {
+        uint64_t end = i < m ? s[i].off : f->file_bytes;
+        for (uint64_t k = at; k < end && st == OB_OK; k++)
+            if (base[k])
+                st = ob_error(OB_ERR_FORMAT, "%s: padding byte at offset %llu is %u (alignment gaps are zero)",
+                              f->source, (unsigned long long)k, base[k]);
+        if (i < m)
+            at = s[i].off + s[i].size;
+    }
     free(s);
     return st == OB_OK ? ob_1bit_check_unique_names(f) : st;
 }
@@ -265,10 +298,11 @@ ob_status ob_1bit_parse_v2(ob_1bit_file *f, const uint8_t *b, uint64_t size, boo
         return OB_ERR_NOMEM;
     }
     uint64_t name_at = 0;
+    st = check_name_spans(f, b, strings_size);
     for (int i = 0; i < n && st == OB_OK; i++)
-        st = read_entry(f, b, i, strings, strings_size, names, &name_at, &crcs[i]);
+        st = read_entry(f, b, i, strings, names, &name_at, &crcs[i]);
     if (st == OB_OK)
-        st = check_spans_and_names(f);
+        st = check_spans_and_names(f, !skip);
     for (int i = 0; i < n && st == OB_OK; i++)
         st = ob_1bit_check_tensor_data(f, i, skip ? NULL : &crcs[i], skip);
     free(crcs);
