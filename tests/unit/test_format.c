@@ -548,6 +548,61 @@ static void test_version1_from_reference_writer(void **state) {
     free(dir);
 }
 
+/* Files written by tests/fuzz/gen_corpus_onebit.py, a second writer made from
+ * docs/FORMAT.md alone: the valid ones open (the model runs a token), each
+ * broken one fails. */
+static void test_independent_writer(void **state) {
+    (void)state;
+    char *dir = tu_make_temp_dir();
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s %s/tests/fuzz/gen_corpus_onebit.py %s", tu_python(), getenv("ONEBIT_SOURCE_DIR"),
+             dir);
+    if (tu_run(cmd, &out) != 0)
+        fail_msg("gen_corpus_onebit.py: %s", out ? out : "");
+    free(out);
+    static const char *const valid[] = {"model_v2", "model_v2_tokenizer", "dtypes_v2", "empty_v2", "v1"};
+    for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
+        char *p = ob_path_join(dir, valid[i]);
+        ob_1bit_file *f;
+        assert_ok(ob_1bit_open(p, NULL, &f));
+        if (strcmp(valid[i], "dtypes_v2") == 0) {
+            const ob_1bit_tensor *t = ob_1bit_find(f, "f32");
+            float v[3];
+            memcpy(v, t->data, sizeof v);
+            assert_true(v[0] == 1.5f && v[1] == -2.0f && v[2] == 0.25f);
+            t = ob_1bit_find(f, "i8");
+            assert_true(t->num_scales == 2 && t->scales[1] == 0.25f && ((const int8_t *)t->data)[1] == -127);
+        }
+        if (strcmp(valid[i], "model_v2") == 0) {
+            ob_packed_model *pm;
+            assert_ok(ob_packed_model_from_1bit(f, &pm));
+            ob_infer *s;
+            float logits[16];
+            int32_t tok = 3;
+            assert_ok(ob_infer_create(pm, NULL, &s));
+            assert_ok(ob_infer_forward(s, &tok, 1, logits, false));
+            assert_true(isfinite(logits[0]));
+            ob_infer_free(s);
+            ob_packed_model_free(pm);
+        } else {
+            ob_1bit_close(f);
+        }
+        free(p);
+    }
+    static const char *const broken[] = {"broken_bad_dtype", "broken_bad_ndims", "broken_config_size", "broken_crc",
+                                         "broken_data_unaligned", "broken_name_out", "broken_scales_count",
+                                         "broken_tensor_count", "truncated"};
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        char *p = ob_path_join(dir, broken[i]);
+        ob_1bit_file *f;
+        if (ob_1bit_open(p, NULL, &f) == OB_OK)
+            fail_msg("%s was accepted", broken[i]);
+        free(p);
+    }
+    tu_remove_tree(dir);
+    free(dir);
+}
+
 /* ---- packed models in files -------------------------------------------------------------------- */
 
 static void small_config(ob_config *c, int variant) {
@@ -854,6 +909,7 @@ int main(void) {
         cmocka_unit_test(test_every_rule),
         cmocka_unit_test(test_flipped_bytes_detected),
         cmocka_unit_test(test_version1_from_reference_writer),
+        cmocka_unit_test(test_independent_writer),
         cmocka_unit_test(test_packed_model_round_trip),
         cmocka_unit_test(test_model_mismatches),
         cmocka_unit_test(test_export_pipeline),
