@@ -11,6 +11,9 @@ void board_init(void);
 void board_write(const char *bytes, size_t n);
 /* Instructions executed since board_init; 0 when not counted. */
 uint64_t board_instructions(void);
+/* A self-check of that counter: what it counts for a loop of *expected
+ * instructions (0 when not counted). */
+uint64_t board_count_check(uint64_t *expected);
 /* Bytes of stack used so far (0 when not measured). */
 size_t board_stack_used(void);
 void board_exit(int status);

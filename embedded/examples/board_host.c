@@ -10,6 +10,11 @@ void board_write(const char *bytes, size_t n) { fwrite(bytes, 1, n, stdout); }
 
 uint64_t board_instructions(void) { return 0; }
 
+uint64_t board_count_check(uint64_t *expected) {
+    *expected = 0;
+    return 0;
+}
+
 size_t board_stack_used(void) { return 0; }
 
 void board_exit(int status) {

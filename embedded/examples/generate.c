@@ -6,7 +6,8 @@
  *   hex: <prompt and continuation decoded to bytes, in hex>
  *   text: <the same bytes>
  *   stop: <reason>
- *   arena: <bytes>  stack: <bytes>  instructions: prefill <n> decode <n per token>
+ *   arena: <bytes>, stack: <bytes>
+ *   counter check / instructions: ... (boards that count instructions)
  *
  * The model comes from ONEBIT_MODEL_HEADER (default "onebit_model.h"), the
  * prompt and the sampler settings from ONEBIT_RUN_HEADER (default
@@ -161,6 +162,14 @@ int main(void) {
     put(" reserved, stack: ");
     put_u64(board_stack_used());
     put(" bytes\n");
+    uint64_t expected, counted = board_count_check(&expected);
+    if (counted) {
+        put("counter check: a loop of ");
+        put_u64(expected);
+        put(" instructions counted as ");
+        put_u64(counted);
+        put("\n");
+    }
     if (r.n > 1 && r.last > r.first) {
         put("instructions: prefill+first token ");
         put_u64(r.first - start);
