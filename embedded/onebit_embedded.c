@@ -237,34 +237,50 @@ static void quantise(obe_session *s, const float *x, int32_t K, int32_t kp, int3
     s->inv_scale = 1.0 / (double)sc;
 }
 
-/* raw_dot + ob_q_correct: Σ code·x exactly, from the stored values u. */
+/* raw_dot + ob_q_correct: Σ code·x exactly, from the stored values u. The
+ * 32-column blocks that hold only padding are skipped: their activations are
+ * 0, so the sum is the same integer (the correction uses Σx over the real
+ * columns), and small models (rows of 64 or 128 weights in 256-weight
+ * blocks) do half the work or less. */
 static int32_t int_dot(const obe_tensor *w, const uint8_t *row, const int8_t *x, int32_t xsum) {
-    int32_t acc = 0, kp = w->cols_padded;
+    int32_t acc = 0, k = w->cols;
     switch (w->dtype) {
     case OBE_TERNARY2:
-        for (int32_t g = 0; g < kp / 128; g++, row += 32, x += 128)
-            for (int b = 0; b < 32; b++) {
-                uint32_t v = row[b];
-                acc += (int32_t)(v & 3) * x[b] + (int32_t)((v >> 2) & 3) * x[32 + b] +
-                       (int32_t)((v >> 4) & 3) * x[64 + b] + (int32_t)(v >> 6) * x[96 + b];
+        for (int32_t g = 0; g < (k + 127) / 128; g++, row += 32, x += 128) {
+            int32_t fields = k - 128 * g >= 128 ? 4 : (k - 128 * g + 31) / 32;
+            if (fields == 4) {
+                for (int b = 0; b < 32; b++) {
+                    uint32_t v = row[b];
+                    acc += (int32_t)(v & 3) * x[b] + (int32_t)((v >> 2) & 3) * x[32 + b] +
+                           (int32_t)((v >> 4) & 3) * x[64 + b] + (int32_t)(v >> 6) * x[96 + b];
+                }
+            } else {
+                for (int32_t f = 0; f < fields; f++)
+                    for (int b = 0; b < 32; b++)
+                        acc += (int32_t)((row[b] >> (2 * f)) & 3) * x[32 * f + b];
             }
+        }
         return acc - xsum;
     case OBE_BINARY1:
-        for (int32_t g = 0; g < kp / 256; g++, row += 32, x += 256)
-            for (int b = 0; b < 32; b++) {
-                uint32_t v = row[b];
-                for (int k = 0; k < 8; k++)
-                    if ((v >> k) & 1)
-                        acc += x[32 * k + b];
-            }
+        for (int32_t g = 0; g < (k + 255) / 256; g++, row += 32, x += 256) {
+            int32_t bits = k - 256 * g >= 256 ? 8 : (k - 256 * g + 31) / 32;
+            for (int32_t j = 0; j < bits; j++)
+                for (int b = 0; b < 32; b++)
+                    acc += (int32_t)((row[b] >> j) & 1) * x[32 * j + b];
+        }
         return 2 * acc - xsum;
     case OBE_FOURBIT:
-        for (int32_t g = 0; g < kp / 64; g++, row += 32, x += 64)
-            for (int b = 0; b < 32; b++)
-                acc += (int32_t)(row[b] & 15) * x[b] + (int32_t)(row[b] >> 4) * x[32 + b];
+        for (int32_t g = 0; g < (k + 63) / 64; g++, row += 32, x += 64) {
+            if (k - 64 * g > 32)
+                for (int b = 0; b < 32; b++)
+                    acc += (int32_t)(row[b] & 15) * x[b] + (int32_t)(row[b] >> 4) * x[32 + b];
+            else
+                for (int b = 0; b < 32; b++)
+                    acc += (int32_t)(row[b] & 15) * x[b];
+        }
         return acc - 8 * xsum;
     default: /* OBE_I8 */
-        for (int32_t j = 0; j < kp; j++)
+        for (int32_t j = 0; j < k; j++)
             acc += (int32_t)(int8_t)row[j] * x[j];
         return acc;
     }

@@ -10,7 +10,8 @@
 #  - on a microcontroller: the same program cross-built for a Cortex-M4F with
 #    arm-none-eabi-gcc and run under qemu-system-arm (mps2-an386) prints the
 #    same token ids as on the host, with its footprint and instructions per
-#    token (skipped only when the cross tools are absent).
+#    token; so does a Cortex-M7 (mps2-an500) (skipped only when the cross
+#    tools are absent).
 set -euo pipefail
 bin=${ONEBIT_BIN:?}
 data=${ONEBIT_DATA_DIR:?}
@@ -131,6 +132,13 @@ grep -v '^text:' "$work/mcu.out"
 grep -q "^counter check: a loop of 2000000 instructions counted as 20000[0-3][0-9]$" "$work/mcu.out" \
   || fail "the instruction counter is off: $(grep counter "$work/mcu.out")"
 grep -q "^instructions: .* per token" "$work/mcu.out" || fail "no instructions per token"
+# The same on a Cortex-M7, whose FPU does the double-precision parts in hardware.
+make -s -C "$src/embedded/mcu" BOARD=an500 MODEL="$work/t.h" RUN="$work/onebit_run.h" OUT="$work/mcu7" \
+  >"$work/make7.log" 2>&1 || { cat "$work/make7.log"; fail "cross build for the Cortex-M7"; }
+timeout 120 make -s -C "$src/embedded/mcu" BOARD=an500 MODEL="$work/t.h" RUN="$work/onebit_run.h" OUT="$work/mcu7" \
+  run >"$work/mcu7.out" 2>&1 || { cat "$work/mcu7.out"; fail "the Cortex-M7 run failed"; }
+[ "$(grep '^ids:' "$work/mcu7.out")" = "$host_ids" ] || fail "Cortex-M7 tokens differ from the host's"
+echo "Cortex-M7: $(grep '^instructions:' "$work/mcu7.out")"
 awk '$1 == ".text" || $1 == ".rodata" || $1 == ".data" { flash += $2 } $1 == ".data" || $1 == ".bss" { ram += $2 }
      END { printf "MCU footprint: flash %d bytes, static RAM %d bytes (arena included), ", flash, ram }' \
   "$work/mcu/size.txt"
