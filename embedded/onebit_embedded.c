@@ -228,7 +228,7 @@ static void quantise(obe_session *s, const float *x, int32_t K, int32_t kp, int3
     int32_t sum = 0;
     for (int32_t j = 0; j < K; j++) {
         float q = obe_rintf(x[j] * sc);
-        s->codes[j] = (int8_t)(q > hi ? hi : (q < lo ? lo : q));
+        s->codes[j] = (int8_t)(q > hi ? hi : (q < lo ? lo : (q == q ? q : 0))); /* NaN: 0, as quant.c */
         sum += s->codes[j];
     }
     for (int32_t j = K; j < kp; j++)

@@ -21,6 +21,7 @@ extern "C" {
 #define OB_1BIT_MAX_DIMS 4
 #define OB_1BIT_HEADER_BYTES 128 /* the fixed part of a version 2 header */
 #define OB_1BIT_ENTRY_BYTES 96   /* one tensor table entry */
+#define OB_1BIT_MAX_DIM (1 << 30) /* every dimension is 1 .. 2^30 (padded rows stay in int) */
 
 /* ---- CRC-32 ------------------------------------------------------------------ */
 

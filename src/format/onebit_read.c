@@ -108,6 +108,9 @@ static ob_status check_regions(ob_1bit_file *f, const uint8_t *b, uint64_t hs) {
             if (r[i].off != 0 && i == 3)
                 return ob_error(OB_ERR_FORMAT, "%s: field 'tokenizer_offset' = %llu with no tokenizer (must be 0)",
                                 src, (unsigned long long)r[i].off);
+            if (r[i].off > hs) /* empty, but still a position in the header */
+                return ob_error(OB_ERR_FORMAT, "%s: field '%s_offset' = %llu is past the header (%llu bytes)", src,
+                                r[i].name, (unsigned long long)r[i].off, (unsigned long long)hs);
             continue;
         }
         if (!span_inside(r[i].off, r[i].size, OB_1BIT_HEADER_BYTES, hs))
@@ -182,9 +185,9 @@ static ob_status read_entry(ob_1bit_file *f, const uint8_t *b, int i, const uint
     t->ndims = (int)ndims;
     for (int d = 0; d < OB_1BIT_MAX_DIMS; d++) {
         uint64_t v = le_get64(e + E_DIMS + 8 * d);
-        if (d < t->ndims ? v < 1 || v > INT32_MAX : v != 0)
+        if (d < t->ndims ? v < 1 || v > OB_1BIT_MAX_DIM : v != 0)
             return ob_error(OB_ERR_FORMAT, "%s: %s: field 'dims[%d]' = %llu (%s)", src, who, d, (unsigned long long)v,
-                            d < t->ndims ? "1 to 2^31-1" : "unused, must be 0");
+                            d < t->ndims ? "1 to 2^30" : "unused, must be 0");
         t->shape[d] = (int64_t)v;
     }
     uint64_t want = ob_1bit_data_bytes(t->dtype, t->ndims, t->shape);

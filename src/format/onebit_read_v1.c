@@ -78,8 +78,8 @@ static ob_status read_record(ob_1bit_file *f, cursor *c, int i, v1_record *r) {
         if (!take(c, 8, &p))
             return truncated(f, "dims", i);
         uint64_t v = le_get64(p);
-        if (v < 1 || v > INT32_MAX)
-            return ob_error(OB_ERR_FORMAT, "%s: version 1: tensor '%.*s': dims[%d] = %llu (1 to 2^31-1)", f->source,
+        if (v < 1 || v > OB_1BIT_MAX_DIM)
+            return ob_error(OB_ERR_FORMAT, "%s: version 1: tensor '%.*s': dims[%d] = %llu (1 to 2^30)", f->source,
                             nl, nm, d, (unsigned long long)v);
         r->shape[d] = (int64_t)v;
         if (r->numel > UINT64_MAX / 4 / v)
@@ -88,8 +88,8 @@ static ob_status read_record(ob_1bit_file *f, cursor *c, int i, v1_record *r) {
         if (d < r->ndims - 1)
             rows *= v;
     }
-    if (rows > INT32_MAX)
-        return ob_error(OB_ERR_FORMAT, "%s: version 1: tensor '%.*s': %llu rows (at most 2^31-1)", f->source, nl, nm,
+    if (rows > OB_1BIT_MAX_DIM)
+        return ob_error(OB_ERR_FORMAT, "%s: version 1: tensor '%.*s': %llu rows (at most 2^30)", f->source, nl, nm,
                         (unsigned long long)rows);
     r->rows = (int)rows;
     r->cols = (int)r->shape[r->ndims - 1];

@@ -42,7 +42,7 @@ uint64_t ob_1bit_data_bytes(ob_dtype dtype, int ndims, const int64_t *shape) {
     if (ndims < 1 || ndims > OB_1BIT_MAX_DIMS || !ob_1bit_dtype_code(dtype))
         return UINT64_MAX;
     for (int i = 0; i < ndims; i++)
-        if (shape[i] < 1 || shape[i] > INT32_MAX)
+        if (shape[i] < 1 || shape[i] > OB_1BIT_MAX_DIM)
             return UINT64_MAX;
     if (ob_packed_dtype_quantised(dtype)) {
         if (ndims != 2)
@@ -78,7 +78,7 @@ static ob_status check_tensor(const char *path, int i, const ob_1bit_tensor *t) 
     uint64_t bytes = ob_1bit_data_bytes(t->dtype, t->ndims, t->shape);
     if (bytes == UINT64_MAX)
         return ob_error(OB_ERR_INVALID_ARG,
-                        "%s: tensor '%s': bad shape for %s (%d dimensions; 1 to 4 of 1 .. 2^31-1, exactly 2 for "
+                        "%s: tensor '%s': bad shape for %s (%d dimensions; 1 to 4 of 1 .. 2^30, exactly 2 for "
                         "packed dtypes)",
                         path, t->name, ob_dtype_name(t->dtype), t->ndims);
     if (t->data_bytes != bytes || (bytes && !t->data))

@@ -25,8 +25,11 @@ static void use(const uint8_t *data, size_t size, bool skip) {
         const ob_1bit_tensor *t = &f->tensors[i];
         for (uint64_t k = 0; k < t->data_bytes; k++)
             sum += ((const uint8_t *)t->data)[k];
-        for (int k = 0; k < t->num_scales; k++)
-            sum += (unsigned)t->scales[k];
+        for (int k = 0; k < t->num_scales; k++) {
+            uint32_t bits;
+            memcpy(&bits, &t->scales[k], 4);
+            sum += bits;
+        }
         if (ob_1bit_find(f, t->name) != t)
             abort(); /* names are unique */
     }
