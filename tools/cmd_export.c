@@ -106,7 +106,9 @@ int ob_cmd_export(int argc, char **argv) {
         {"--emit-c-header", OB_ARG_BOOL, &c_header, NULL,
          "also write a C header for the embedded runtime (the output name with .h)", NULL, 0, 0, NULL},
         {"--verify", OB_ARG_BOOL, &verify, NULL,
-         "reload the file and compare the runtime's logits with the checkpoint's, bit for bit", NULL, 0, 0, NULL},
+         "reload the file and compare the runtime's logits with the checkpoint's, bit for bit (on; --verify=false "
+         "skips it)",
+         NULL, 0, 0, NULL},
         {"--inspect", OB_ARG_STRING, &inspect_path, "FILE", "list the tensors of a .1bit file (version 1 or 2) and exit",
          NULL, 0, 0, NULL},
         {0},

@@ -220,22 +220,31 @@ ob_status ob_export(const ob_export_options *o, ob_size_report *report) {
         ob_log(OB_LOG_WARN, "%s: the embedding and head are quantised (layer_bit_map); --embed-dtype %s changes nothing",
                s.cfg_path, ob_table_precision_name(o->embed));
     ob_pack_options po = {o->embed, o->embed};
-    if (st == OB_OK)
+    double t0 = ob_now();
+    if (st == OB_OK) {
+        ob_log(OB_LOG_INFO, "packing %s (%lld parameters) with the training quantiser", s.dir,
+               (long long)ob_config_param_count(&s.cfg));
         st = ob_packed_model_build(s.model, s.model->weights, &po, &s.packed);
+    }
     /* The latent weights are no longer needed. */
     ob_model_free(s.model);
     s.model = NULL;
-    if (st == OB_OK)
+    if (st == OB_OK) {
+        ob_log(OB_LOG_INFO, "writing %s (packed in %.1f s)", o->output, ob_now() - t0);
         st = ob_1bit_write_model(o->output, s.packed, s.tok_json, s.tok_len);
+    }
     ob_1bit_file *f = NULL;
     if (st == OB_OK)
         st = ob_1bit_open(o->output, NULL, &f);
     if (st == OB_OK)
         ob_1bit_size_report(f, report);
     ob_1bit_close(f);
-    if (st == OB_OK && o->verify)
+    if (st == OB_OK && o->verify) {
+        ob_log(OB_LOG_INFO, "verifying: the runtime on %s against the checkpoint", o->output);
         st = verify(s.packed, o->output, &report->verified_tokens);
+    }
     if (st == OB_OK && o->c_header) {
+        ob_log(OB_LOG_INFO, "writing the C header %s", o->c_header);
         st = ob_c_header_write(o->c_header, s.packed, s.tok);
         ob_mapping hm = {0};
         if (st == OB_OK && (st = ob_map_file(o->c_header, &hm)) == OB_OK) {
