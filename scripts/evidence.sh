@@ -39,6 +39,5 @@ sed 's/^ "max_seq_len"/ "layer_bit_map": {"embedding": "f16", "layer_modes": ["f
   "$work/config.json" > "$work/config-fp.json"
 [ -f "$work/ternary-$device/latest/model.safetensors" ] || "$bin" train "${common[@]}" --output-dir "$work/ternary-$device"
 "$bin" train "${common[@]}" --config "$work/config-fp.json" --output-dir "$work/fp-$device"
-for run in ternary fp; do
-  "$bin" plot "$work/$run-$device/metrics.jsonl" -o "$work/$run-$device.png" --title "$corpus, $run ($device)"
-done
+"$bin" plot "$work/ternary-$device/metrics.jsonl" "$work/fp-$device/metrics.jsonl" -o "$work/twins-$device.png" \
+  --title "$corpus: ternary and full-precision twin ($device)"
