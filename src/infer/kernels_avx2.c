@@ -30,15 +30,21 @@ OB_INLINE int32_t hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* raw[t] = Σ lanes of acc[t] for t < nt; four at once share one reduction tree. */
-OB_INLINE void hsum_tiles(const __m256i *acc, int nt, int32_t *raw) {
-    if (nt == 4) {
-        __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
-        _mm_storeu_si128((__m128i *)raw, _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
-        return;
-    }
-    hsum_tiles(acc, nt, raw);
+/* The lane sums of four vectors at once: one reduction tree. */
+OB_INLINE void hsum4_i32(__m256i a, __m256i b, __m256i c, __m256i d, int32_t *raw) {
+    __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    _mm_storeu_si128((__m128i *)raw, _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
 }
+
+/* raw[t] = Σ lanes of acc[t] for t < nt. */
+#define HSUM_TILES(acc, nt, raw)                                                                                       \
+    do {                                                                                                               \
+        if ((nt) == 4)                                                                                                 \
+            hsum4_i32((acc)[0], (acc)[1], (acc)[2], (acc)[3], (raw));                                                  \
+        else                                                                                                           \
+            for (int t_ = 0; t_ < (nt); t_++)                                                                          \
+                (raw)[t_] = hsum_i32((acc)[t_]);                                                                       \
+    } while (0)
 
 OB_INLINE float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -88,7 +94,7 @@ OB_INLINE void t2_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(p));
         }
     }
-    hsum_tiles(acc, nt, raw);
+    HSUM_TILES(acc, nt, raw);
 }
 
 OB_INLINE void b1_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int nt, int groups, int32_t *raw) {
@@ -109,7 +115,7 @@ OB_INLINE void b1_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(p));
         }
     }
-    hsum_tiles(acc, nt, raw);
+    HSUM_TILES(acc, nt, raw);
 }
 
 OB_INLINE void i4_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int nt, int groups, int32_t *raw) {
@@ -126,7 +132,7 @@ OB_INLINE void i4_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(p));
         }
     }
-    hsum_tiles(acc, nt, raw);
+    HSUM_TILES(acc, nt, raw);
 }
 
 OB_INLINE void i8_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int nt, int groups, int32_t *raw) {
@@ -141,7 +147,7 @@ OB_INLINE void i8_row_avx2(const uint8_t *row, const int8_t *x, size_t ld, int n
             acc[t] = _mm256_add_epi32(acc[t], widen(_mm256_maddubs_epi16(aw, xs)));
         }
     }
-    hsum_tiles(acc, nt, raw);
+    HSUM_TILES(acc, nt, raw);
 }
 
 /* One row against tokens [t0, t0 + nt): the raw sums. */
@@ -327,7 +333,7 @@ OB_VNNI static inline __attribute__((always_inline)) void t2_row_vnni(const uint
     }
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_add_epi32(acc[2 * t], acc[2 * t + 1]);
-    hsum_tiles(acc, nt, raw);
+    HSUM_TILES(acc, nt, raw);
 }
 
 OB_VNNI static inline __attribute__((always_inline)) void i4_row_vnni(const uint8_t *row, const int8_t *x, size_t ld,
@@ -344,7 +350,7 @@ OB_VNNI static inline __attribute__((always_inline)) void i4_row_vnni(const uint
             acc[t] = dp(dp(acc[t], lo, load(xt)), hi, load(xt + 32));
         }
     }
-    hsum_tiles(acc, nt, raw);
+    HSUM_TILES(acc, nt, raw);
 }
 
 OB_VNNI static inline __attribute__((always_inline)) void i8_row_vnni(const uint8_t *row, const int8_t *x, size_t ld,
@@ -358,7 +364,7 @@ OB_VNNI static inline __attribute__((always_inline)) void i8_row_vnni(const uint
         for (int t = 0; t < nt; t++)
             acc[t] = dp(acc[t], aw, _mm256_sign_epi8(load(x + t * ld + 32 * g), w));
     }
-    hsum_tiles(acc, nt, raw);
+    HSUM_TILES(acc, nt, raw);
 }
 
 OB_VNNI static inline __attribute__((always_inline)) void row_raw_vnni(const ob_packed_tensor *w, const uint8_t *row,
