@@ -33,8 +33,11 @@ JSON
 common=(--config "$work/config.json" --data-dir "$work/data/corpus" --tokenizer "$work/tokenizer.json"
         --device "$device" --batch-size 16 --max-steps "$steps" --lr 3e-3 --lr-min 3e-4 --lr-warmup-steps 50
         --weight-decay 0.05 --log-every 10 --eval-every 50 --eval-batches 20 --save-every 0)
-"$bin" train "${common[@]}" --output-dir "$work/ternary-$device"
-"$bin" train "${common[@]}" --output-dir "$work/fp-$device" --quant-warmup-steps "$steps"
-for run in ternary fp; do
-  "$bin" plot "$work/$run-$device/metrics.jsonl" -o "$work/$run-$device.png" --title "$corpus, $run ($device)"
-done
+# The twin: the same config with every layer in f16 mode (no quantiser in
+# training or validation).
+sed 's/^ "max_seq_len"/ "layer_bit_map": {"embedding": "f16", "layer_modes": ["f16", "f16", "f16", "f16"]},\n "max_seq_len"/' \
+  "$work/config.json" > "$work/config-fp.json"
+[ -f "$work/ternary-$device/latest/model.safetensors" ] || "$bin" train "${common[@]}" --output-dir "$work/ternary-$device"
+"$bin" train "${common[@]}" --config "$work/config-fp.json" --output-dir "$work/fp-$device"
+"$bin" plot "$work/ternary-$device/metrics.jsonl" "$work/fp-$device/metrics.jsonl" -o "$work/twins-$device.png" \
+  --title "$corpus: ternary and full-precision twin ($device)"

@@ -24,7 +24,7 @@ t0=$(date +%s)
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DONEBIT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON \
   -DONEBIT_DATA_DIR="$ONEBIT_DATA_DIR" > "$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
 grep "onebit: NCCL" "$out/cmake.log"
-cmake --build build-gpu -j"$(nproc)" --target onebit test_gpu_kernels test_gpu_backend bench_gpu_train \
+cmake --build build-gpu -j"$(nproc)" --target onebit test_gpu_kernels test_gpu_backend bench_gpu_train bench_tokenizer \
   > "$out/build.log" 2>&1 || { grep -E "error|Error" "$out/build.log" | head -40; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 summary=()
@@ -56,6 +56,20 @@ if [[ " $parts " == *" multi "* ]]; then
   tail -5 "$out/gpu_multi.log"
   summary+=("test_gpu_multi: $r")
   bash bench/gpu/scaling.sh 2>&1 | tee "$out/scaling.txt"
+fi
+if [[ " $parts " == *" tokbench "* ]]; then
+  # Tokenizer scaling with threads, on this machine's cores (tiktoken is not here).
+  for t in 1 2 4 8 16; do
+    build-gpu/bin/bench_tokenizer --threads $t --repeat 3 .devdata/gutenberg/train/*.txt 2>&1 | grep -E "onebit" | tail -1
+  done | tee "$out/tokbench.txt"
+fi
+if [[ " $parts " == *" gutenberg "* ]]; then
+  # The Gutenberg twin runs of docs/TRAINING.md on one GPU.
+  ONEBIT_BIN=build-gpu/bin ONEBIT_EVIDENCE_DIR=/tmp/evidence bash scripts/evidence.sh gutenberg 400 cuda \
+    > "$out/gutenberg.log" 2>&1 || tail -20 "$out/gutenberg.log"
+  cp /tmp/evidence/gutenberg/ternary-cuda/metrics.jsonl "$out/gutenberg_ternary_cuda.jsonl"
+  cp /tmp/evidence/gutenberg/fp-cuda/metrics.jsonl "$out/gutenberg_fp_cuda.jsonl"
+  grep -E "finished|validation loss" "$out/gutenberg.log" | tail -6
 fi
 if [[ " $parts " == *" profile "* ]]; then
   ONEBIT_CUDA_PROFILE=1 ONEBIT_GEMM_VERBOSE=1 build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 \

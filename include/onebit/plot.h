@@ -22,10 +22,13 @@ typedef struct ob_metrics_series {
 ob_status ob_metrics_read(const char *path, ob_metrics_series *out) OB_NODISCARD;
 void ob_metrics_series_free(ob_metrics_series *s);
 
-/* Writes an SVG with two panels (loss, learning rate) atomically. */
-ob_status ob_plot_svg(const ob_metrics_series *s, const char *title, const char *path) OB_NODISCARD;
-/* Writes the series as whitespace-separated columns for gnuplot. */
-ob_status ob_plot_write_columns(const ob_metrics_series *s, const char *dir) OB_NODISCARD;
+/* Writes an SVG with two panels (loss, learning rate) atomically; each of the
+ * `count` runs gets its own colour and its label in the legend. */
+ob_status ob_plot_svg(const ob_metrics_series *runs, const char *const *labels, int count, const char *title,
+                      const char *path) OB_NODISCARD;
+/* Writes run k's series as whitespace-separated columns for gnuplot
+ * (train<k>.dat, val<k>.dat, lr<k>.dat in dir). */
+ob_status ob_plot_write_columns(const ob_metrics_series *s, int k, const char *dir) OB_NODISCARD;
 
 #ifdef __cplusplus
 }

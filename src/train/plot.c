@@ -134,10 +134,10 @@ static void axes(FILE *fp, const panel *p, const char *ylabel, const char *xlabe
                 p->left + p->width / 2, p->top + p->height + 32, xlabel);
 }
 
-static void polyline(FILE *fp, const panel *p, const ob_series *s, const char *color, bool dots) {
+static void polyline(FILE *fp, const panel *p, const ob_series *s, const char *color, bool dots, double opacity) {
     if (!s->count)
         return;
-    fprintf(fp, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", color);
+    fprintf(fp, "<polyline fill='none' stroke='%s' stroke-width='1.5' opacity='%.2f' points='", color, opacity);
     for (size_t i = 0; i < s->count; i++)
         if (isfinite(s->y[i]))
             fprintf(fp, "%.1f,%.1f ", px(p, s->x[i]), py(p, s->y[i]));
@@ -147,7 +147,13 @@ static void polyline(FILE *fp, const panel *p, const ob_series *s, const char *c
             fprintf(fp, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, s->x[i]), py(p, s->y[i]), color);
 }
 
-ob_status ob_plot_svg(const ob_metrics_series *s, const char *title, const char *path) {
+static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+
+ob_status ob_plot_svg(const ob_metrics_series *runs, const char *const *labels, int count, const char *title,
+                      const char *path) {
+    enum { MAX_RUNS = 16 };
+    if (count < 1 || count > MAX_RUNS)
+        return ob_error(OB_ERR_INVALID_ARG, "plot: between 1 and %d runs, not %d", MAX_RUNS, count);
     ob_atomic_file f;
     ob_status st = ob_atomic_open(&f, path);
     if (st)
@@ -158,23 +164,35 @@ ob_status ob_plot_svg(const ob_metrics_series *s, const char *title, const char 
                 "<rect width='100%%' height='100%%' fill='white'/>\n"
                 "<text x='%.0f' y='24' font-size='15' text-anchor='middle'>%s</text>\n",
             W, H, W / 2, title);
-    const ob_series *losses[2] = {&s->train_loss, &s->val_loss};
-    const ob_series *all[3] = {&s->train_loss, &s->val_loss, &s->lr};
+    const ob_series *losses[2 * MAX_RUNS], *all[3 * MAX_RUNS], *lrs[MAX_RUNS];
+    for (int k = 0; k < count; k++) {
+        losses[2 * k] = all[3 * k] = &runs[k].train_loss;
+        losses[2 * k + 1] = all[3 * k + 1] = &runs[k].val_loss;
+        lrs[k] = all[3 * k + 2] = &runs[k].lr;
+    }
     panel loss = {0, 0, 0, 0, 70, 40, 700, 330}, lr = {0, 0, 0, 0, 70, 420, 700, 130};
-    range(all, 3, &loss.x0, &loss.x1, true);
+    range(all, 3 * count, &loss.x0, &loss.x1, true);
     lr.x0 = loss.x0;
     lr.x1 = loss.x1;
-    range(losses, 2, &loss.y0, &loss.y1, false);
-    range(&all[2], 1, &lr.y0, &lr.y1, false);
+    range(losses, 2 * count, &loss.y0, &loss.y1, false);
+    range(lrs, count, &lr.y0, &lr.y1, false);
     axes(fp, &loss, "loss", NULL);
     axes(fp, &lr, "learning rate", "step");
-    polyline(fp, &loss, &s->train_loss, "#1f77b4", false);
-    polyline(fp, &loss, &s->val_loss, "#d62728", true);
-    polyline(fp, &lr, &s->lr, "#2ca02c", false);
-    fprintf(fp, "<line x1='600' y1='55' x2='625' y2='55' stroke='#1f77b4' stroke-width='2'/>"
-                "<text x='630' y='59' font-size='12'>train loss</text>\n"
-                "<line x1='600' y1='73' x2='625' y2='73' stroke='#d62728' stroke-width='2'/>"
-                "<text x='630' y='77' font-size='12'>validation loss</text>\n</svg>\n");
+    for (int k = 0; k < count; k++) {
+        const char *c = colors[k % 6];
+        polyline(fp, &loss, &runs[k].train_loss, c, false, 0.5);
+        polyline(fp, &loss, &runs[k].val_loss, c, true, 1.0);
+        polyline(fp, &lr, &runs[k].lr, c, false, 1.0);
+        double y = 55 + 36 * k;
+        fprintf(fp,
+                "<line x1='560' y1='%.0f' x2='585' y2='%.0f' stroke='%s' stroke-width='1.5' opacity='0.5'/>"
+                "<text x='590' y='%.0f' font-size='12'>%s%strain loss</text>\n"
+                "<line x1='560' y1='%.0f' x2='585' y2='%.0f' stroke='%s' stroke-width='2'/>"
+                "<text x='590' y='%.0f' font-size='12'>%s%svalidation loss</text>\n",
+                y, y, c, y + 4, labels ? labels[k] : "", labels ? ", " : "", y + 18, y + 18, c, y + 22,
+                labels ? labels[k] : "", labels ? ", " : "");
+    }
+    fprintf(fp, "</svg>\n");
     if (ferror(fp)) {
         ob_atomic_abort(&f);
         return ob_error(OB_ERR_IO, "%s: write failed", path);
@@ -199,11 +217,15 @@ static ob_status write_series(const char *dir, const char *name, const ob_series
     return OB_OK;
 }
 
-ob_status ob_plot_write_columns(const ob_metrics_series *s, const char *dir) {
-    ob_status st = write_series(dir, "train.dat", &s->train_loss);
+ob_status ob_plot_write_columns(const ob_metrics_series *s, int k, const char *dir) {
+    char name[32];
+    snprintf(name, sizeof name, "train%d.dat", k);
+    ob_status st = write_series(dir, name, &s->train_loss);
+    snprintf(name, sizeof name, "val%d.dat", k);
     if (st == OB_OK)
-        st = write_series(dir, "val.dat", &s->val_loss);
+        st = write_series(dir, name, &s->val_loss);
+    snprintf(name, sizeof name, "lr%d.dat", k);
     if (st == OB_OK)
-        st = write_series(dir, "lr.dat", &s->lr);
+        st = write_series(dir, name, &s->lr);
     return st;
 }

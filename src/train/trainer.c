@@ -341,7 +341,7 @@ static ob_status train_loop(run *r, ob_train_result *res) {
         double sum = 0;
         int world = r->dist.world;
         for (int a = 0; a < o->accumulation_steps && st == OB_OK; a++) {
-            double l;
+            double l = 0;
             st = ob_batch_source_next(r->train_src, r->B, r->T, r->inputs, r->targets, NULL);
             b->reduce_in_backward = world > 1 && a == o->accumulation_steps - 1;
             if (st == OB_OK)

@@ -72,7 +72,7 @@ if command -v node >/dev/null && [ -d "$src/tests/node_modules/@anush008/tokeniz
     cmp -s "$work/hf" "$work/ours" || die "Hugging Face tokenizers disagrees with $seed.json"; ok
   done
 else
-  echo "node or tests/node_modules missing: Hugging Face comparison skipped"
+  die "node or tests/node_modules missing: run scripts/install-deps.sh (the Hugging Face readers are the oracle)"
 fi
 
 # Errors: exit status and a message naming the thing.

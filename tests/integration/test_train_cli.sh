@@ -44,6 +44,13 @@ for r in rows:
         assert abs(r["val_ppl"] - math.exp(r["val_loss"])) < 1e-6 * r["val_ppl"]
 PY
 
+# Streaming: text tokenized on the fly, no cache written.
+"$bin" train "${common[@]}" --data-dir "$work/text" --streaming --output-dir "$work/stream" --max-steps 3 \
+  --eval-every 0 > "$work/stream.log" 2>&1 || { cat "$work/stream.log"; fail "streaming"; }
+grep -q "finished after 3 steps" "$work/stream.log" || fail "streaming summary"
+[ ! -d "$work/stream/data" ] || fail "streaming wrote a token cache"
+[ "$(grep -c '"event":"train"' "$work/stream/metrics.jsonl")" = 3 ] || fail "streaming metrics"
+
 # Plots: SVG drawn by onebit (well-formed, one point per train row), PNG by gnuplot.
 "$bin" plot "$work/run/metrics.jsonl" -o "$work/loss.svg" > /dev/null
 "$ONEBIT_PYTHON" - "$work/loss.svg" <<'PY'
