@@ -10,6 +10,5 @@ static int pending(const char *name, const char *issue) {
     return 3;
 }
 
-int ob_cmd_export(int argc, char **argv) { (void)argc; return pending(argv[0], "export issue"); }
 int ob_cmd_search(int argc, char **argv) { (void)argc; return pending(argv[0], "bit-width search issue"); }
 int ob_cmd_eval_config(int argc, char **argv) { (void)argc; return pending(argv[0], "bit-width search issue"); }

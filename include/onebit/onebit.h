@@ -8,6 +8,7 @@
 #include "onebit/config.h"
 #include "onebit/data.h"
 #include "onebit/dist.h"
+#include "onebit/format.h"
 #include "onebit/infer.h"
 #include "onebit/json.h"
 #include "onebit/model.h"

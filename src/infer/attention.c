@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "infer/session.h"
+#include "onebit_math.h"
 
 static void one_head(ob_infer *s, int layer, int t, int h, float *out, float *p) {
     const ob_config *c = &s->pm->cfg;
@@ -28,7 +29,7 @@ static void one_head(ob_infer *s, int layer, int t, int h, float *out, float *p)
     }
     double sum = 0;
     for (int u = 0; u <= pos; u++) {
-        p[u] = expf(p[u] - maxv);
+        p[u] = obe_expf(p[u] - maxv); /* not libm: the embedded runtime computes the same bits */
         sum += p[u];
     }
     float inv = (float)(1.0 / sum);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "infer/session.h"
+#include "onebit_math.h"
 
 static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -158,7 +159,9 @@ static void rope_rows(const ob_infer *s, float *x, int n, int heads) {
     }
 }
 
-static inline float sigmoidf_(float z) { return 1.0f / (1.0f + expf(-z)); }
+/* obe_expf (embedded/onebit_math.h), not libm: the embedded runtime computes
+ * the same bits. */
+static inline float sigmoidf_(float z) { return 1.0f / (1.0f + obe_expf(-z)); }
 
 static void ffn_activation(float *h, const float *u, const float *g, size_t count, ob_ffn_kind kind) {
     for (size_t i = 0; i < count; i++) {

@@ -8,8 +8,7 @@
 
 #include "infer/source_1bit.h"
 
-/* DIR itself when it holds config.json, else DIR/latest when that does. */
-static char *checkpoint_dir(const char *dir) {
+char *ob_checkpoint_dir_resolve(const char *dir) {
     char *cfg = ob_path_join(dir, "config.json");
     bool here = cfg && ob_path_exists(cfg);
     free(cfg);
@@ -33,7 +32,7 @@ static ob_status open_checkpoint(const char *dir_arg, const ob_pack_options *opt
                                  ob_tokenizer **tok) {
     if (!ob_is_directory(dir_arg))
         return ob_error(OB_ERR_NOT_FOUND, "%s: no such directory (--model-dir wants a checkpoint directory)", dir_arg);
-    char *dir = checkpoint_dir(dir_arg);
+    char *dir = ob_checkpoint_dir_resolve(dir_arg);
     if (!dir)
         return ob_error(OB_ERR_NOT_FOUND,
                         "%s: not a checkpoint directory (no config.json in it, nor a 'latest' link to one)", dir_arg);

@@ -12,12 +12,15 @@
  *   8. when more than one id is left, one uniform u from the seeded stream:
  *      the first id in that order whose cumulative probability exceeds u.
  * Candidates are kept in that order; only as many are sorted as a stage
- * needs (a partial selection first), so a large vocabulary costs O(V). */
+ * needs (a partial selection first), so a large vocabulary costs O(V).
+ * exp is obe_exp (embedded/onebit_math.h), which the embedded runtime's
+ * sampler shares, so both draw the same tokens from the same logits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "onebit/sampler.h"
+#include "onebit_math.h"
 
 struct ob_sampler {
     ob_sampler_params p;
@@ -208,7 +211,7 @@ static ob_status filter(ob_sampler *s, const float *logits, int n, const int32_t
         for (int i = 1; i < s->count; i++)
             maxz = fmax(maxz, s->z[s->idx[i]]);
     for (int i = 0; i < s->count; i++)
-        s->prob[i] = exp(s->z[s->idx[i]] - maxz);
+        s->prob[i] = obe_exp(s->z[s->idx[i]] - maxz);
     normalise(s);
     if (p->top_p < 1) {
         double cum = 0;
@@ -223,9 +226,9 @@ static ob_status filter(ob_sampler *s, const float *logits, int n, const int32_t
             sort_best(s->z, s->idx + sorted, s->count - sorted, more - sorted);
             double sum = 0;
             for (int i = 0; i < s->count; i++)
-                sum += exp(s->z[s->idx[i]] - maxz);
+                sum += obe_exp(s->z[s->idx[i]] - maxz);
             for (int i = sorted; i < more; i++)
-                s->prob[i] = exp(s->z[s->idx[i]] - maxz) / sum;
+                s->prob[i] = obe_exp(s->z[s->idx[i]] - maxz) / sum;
             sorted = more;
         }
         s->count = keep > 0 ? keep : 1;

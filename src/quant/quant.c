@@ -221,7 +221,8 @@ real OB_R(ob_quant_activation_codes)(const real *x, int d, int bits, int8_t *cod
     real s = activation_scale(x, d, bits);
     for (int j = 0; j < d; j++) {
         real q = rint(x[j] * s);
-        codes[j] = (int8_t)(q > hi ? hi : (q < lo ? lo : q));
+        /* A NaN (from activations that overflowed) becomes code 0: converting it is undefined. */
+        codes[j] = (int8_t)(q > hi ? hi : (q < lo ? lo : (q == q ? q : 0)));
     }
     return s;
 }

@@ -285,7 +285,7 @@ static void test_loader_errors(void **state) {
     free(tu_write_text(dir, "config.json", "{\"hidden_size\": 7}"));
     assert_fails_with(ob_infer_open(dir, NULL, NULL, &pm, &tok), OB_ERR_CONFIG, "config.json");
     char *f = tu_write_text(dir, "model.1bit", "1BIT....");
-    assert_fails_with(ob_infer_open(NULL, f, NULL, &pm, &tok), OB_ERR_UNSUPPORTED, ".1bit");
+    assert_fails_with(ob_infer_open(NULL, f, NULL, &pm, &tok), OB_ERR_FORMAT, "field 'version'");
     free(f);
     f = tu_write_text(dir, "model.bin", "GGUF....");
     assert_fails_with(ob_infer_open(NULL, f, NULL, &pm, &tok), OB_ERR_FORMAT, "not a .1bit file");
