@@ -2,7 +2,10 @@
 # Evidence of learning (docs/TRAINING.md): on a corpus, trains a BPE tokenizer,
 # tokenizes, then trains a small ternary model and its full-precision twin
 # (same config and tokens, quantisation off) on the CPU, and plots both.
-#   scripts/evidence.sh shakespeare|gutenberg [steps] [device]
+# "overfit" drives a small ternary model on 2 KB of TinyShakespeare towards zero
+# loss and checks that an untrained model's validation loss is about ln V (it
+# uses the shakespeare run's tokenizer and shards).
+#   scripts/evidence.sh shakespeare|gutenberg|overfit [steps] [device]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${ONEBIT_BIN:-$root/build/bin}/onebit
@@ -12,6 +15,28 @@ steps=${2:-600}
 device=${3:-cpu}
 work=${ONEBIT_EVIDENCE_DIR:-$root/runs/evidence}/$corpus
 mkdir -p "$work"
+if [ "$corpus" = overfit ]; then
+  vocab=$work/../shakespeare/tokenizer.json shards=$work/../shakespeare/data/corpus
+  [ -f "$vocab" ] || { echo "run scripts/evidence.sh shakespeare first (its tokenizer)"; exit 2; }
+  head -c 2048 "$data/tinyshakespeare/input.txt" > "$work/text.txt"
+  "$bin" tokenize --input "$work/text.txt" --val-fraction 0 --tokenizer "$vocab" --output-dir "$work/data" \
+    --prefix t --force
+  cat > "$work/config.json" <<'JSON'
+{"vocab_size": 4096, "hidden_size": 128, "num_heads": 4, "num_layers": 2, "intermediate_size": 384,
+ "max_seq_len": 64, "use_ternary": true, "use_swiglu": true, "use_subln": true, "use_rope": true,
+ "use_dynamic_threshold": false, "anneal_fraction": 0.1}
+JSON
+  rm -rf "$work/out" "$work/initial"
+  "$bin" train --config "$work/config.json" --data-dir "$work/data/t" --tokenizer "$vocab" --output-dir "$work/out" \
+    --device "$device" --batch-size 8 --max-steps "$steps" --lr 3e-3 --lr-warmup-steps 20 --log-every 20 \
+    --eval-every 0 --save-every 0 --no-progress
+  # One step at a negligible learning rate, validated on the shakespeare split.
+  "$bin" train --config "$work/config.json" --data-dir "$shards" --tokenizer "$vocab" --output-dir "$work/initial" \
+    --device "$device" --batch-size 8 --max-steps 1 --lr 1e-9 --lr-warmup-steps 0 --label-smoothing 0 \
+    --eval-every 1 --eval-batches 20 --save-every 0 --no-progress
+  echo "ln(4096) = $(python3 -c 'import math; print(round(math.log(4096), 4))')"
+  exit 0
+fi
 case $corpus in
   shakespeare)
     inputs=("$data/tinyshakespeare/input.txt")

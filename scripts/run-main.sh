@@ -32,4 +32,11 @@ rm -rf "$out/model"
 
 step "plot"
 "$onebit" plot "$out/model/metrics.jsonl" -o "$out/loss.svg" --title "tiny ternary model on TinyShakespeare"
-echo "model: $out/model/latest  loss plot: $out/loss.svg"
+
+step "export: .1bit (ternary, checked bit for bit against the checkpoint) and a C header"
+"$onebit" export --model-dir "$out/model" --output "$out/model.1bit" --pack-mode ternary --emit-c-header
+
+step "generate from the exported model"
+"$onebit" generate --model "$out/model.1bit" --prompt "ROMEO:" --max-tokens 120 --temperature 0.8 --seed 7
+echo
+echo "model: $out/model/latest  exported: $out/model.1bit, $out/model.h  loss plot: $out/loss.svg"
