@@ -90,7 +90,7 @@ ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u,
  * memory only. */
 ob_status ob_gpu_attention_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
                                    int nh, int nkv, int hd, cudaStream_t s);
-/* dq, dk, dv (bf16) from do; `delta` [B,nh,T] and `dq_acc` are scratch. */
+/* dq, dk, dv (bf16) from do; `delta` [B,nh,T] is scratch. */
 ob_status ob_gpu_attention_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *o, const float *lse,
                                     const bf16 *q, const bf16 *k, const bf16 *v, float *delta, int B, int T, int nh,
                                     int nkv, int hd, cudaStream_t s);

@@ -166,38 +166,74 @@ static void test_qk_norm_rope(void **state) {
     expect_close("qk-norm backward dgain", host_f(dgain, hd), rdg, BF16_TOL);
 }
 
-static void check_attention(int B, int T, int nh, int nkv, int hd) {
+/* Bit-identical repeats: the trainer promises run-to-run exactness. */
+static void expect_same(const char *what, const std::vector<float> &a, const std::vector<float> &b) {
+    if (a.size() != b.size() || memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0)
+        fail_msg("%s differs between two runs on the same inputs", what);
+}
+
+/* amp scales q and k: amp 2 gives scores of standard deviation 4, peaked
+ * softmax rows like those of a trained model. */
+static void check_attention(int B, int T, int nh, int nkv, int hd, float amp = 1) {
     char name[96];
     size_t nq = (size_t)B * T * nh * hd, nk = (size_t)B * T * nkv * hd;
-    auto q = rounded(randv(nq, 1)), k = rounded(randv(nk, 1)), v = rounded(randv(nk, 1)), dout = rounded(randv(nq, 1));
+    auto q = rounded(randv(nq, amp)), k = rounded(randv(nk, amp)), v = rounded(randv(nk, 1)), dout = rounded(randv(nq, 1));
     bf16 *dq_ = dev_b(q), *dk_ = dev_b(k), *dv_ = dev_b(v), *ddo = dev_b(dout);
     bf16 *o = dev<bf16>(nq), *gq = dev<bf16>(nq), *gk = dev<bf16>(nk), *gv = dev<bf16>(nk);
     float *lse = dev<float>((size_t)B * nh * T), *delta = dev<float>((size_t)B * nh * T);
     OK(ob_gpu_attention_forward(o, lse, dq_, dk_, dv_, B, T, nh, nkv, hd, 0));
     std::vector<float> ro(nq), att((size_t)B * nh * T * T), rdq(nq), rdk(nk), rdv(nk);
     ob_cpu_attention_forward(ro.data(), att.data(), q.data(), k.data(), v.data(), B, T, nh, nkv, hd);
-    snprintf(name, sizeof name, "attention forward hd=%d T=%d gqa %d/%d", hd, T, nh, nkv);
-    expect_close(name, host_b(o, nq), ro, BF16_TOL);
+    snprintf(name, sizeof name, "attention forward hd=%d B=%d T=%d gqa %d/%d amp %g", hd, B, T, nh, nkv, amp);
+    auto go = host_b(o, nq);
+    expect_close(name, go, ro, BF16_TOL);
     /* The backward uses the GPU's own o (as in training). */
     OK(ob_gpu_attention_backward(gq, gk, gv, ddo, o, lse, dq_, dk_, dv_, delta, B, T, nh, nkv, hd, 0));
     ob_cpu_attention_backward(rdq.data(), rdk.data(), rdv.data(), dout.data(), att.data(), q.data(), k.data(),
                               v.data(), B, T, nh, nkv, hd);
-    snprintf(name, sizeof name, "attention backward dq hd=%d", hd);
-    expect_close(name, host_b(gq, nq), rdq, 2 * BF16_TOL);
-    snprintf(name, sizeof name, "attention backward dk hd=%d", hd);
-    expect_close(name, host_b(gk, nk), rdk, 2 * BF16_TOL);
-    snprintf(name, sizeof name, "attention backward dv hd=%d", hd);
-    expect_close(name, host_b(gv, nk), rdv, 2 * BF16_TOL);
+    auto g1q = host_b(gq, nq), g1k = host_b(gk, nk), g1v = host_b(gv, nk);
+    snprintf(name, sizeof name, "attention backward dq hd=%d T=%d", hd, T);
+    expect_close(name, g1q, rdq, 2 * BF16_TOL);
+    snprintf(name, sizeof name, "attention backward dk hd=%d T=%d", hd, T);
+    expect_close(name, g1k, rdk, 2 * BF16_TOL);
+    snprintf(name, sizeof name, "attention backward dv hd=%d T=%d", hd, T);
+    expect_close(name, g1v, rdv, 2 * BF16_TOL);
+    /* Again into freshly poisoned buffers: the same bytes. */
+    cudaMemset(o, 0xFF, nq * sizeof(bf16));
+    cudaMemset(gq, 0xFF, nq * sizeof(bf16));
+    cudaMemset(gk, 0xFF, nk * sizeof(bf16));
+    cudaMemset(gv, 0xFF, nk * sizeof(bf16));
+    OK(ob_gpu_attention_forward(o, lse, dq_, dk_, dv_, B, T, nh, nkv, hd, 0));
+    OK(ob_gpu_attention_backward(gq, gk, gv, ddo, o, lse, dq_, dk_, dv_, delta, B, T, nh, nkv, hd, 0));
+    expect_same("attention forward", host_b(o, nq), go);
+    expect_same("attention backward dq", host_b(gq, nq), g1q);
+    expect_same("attention backward dk", host_b(gk, nk), g1k);
+    expect_same("attention backward dv", host_b(gv, nk), g1v);
+    for (void *p : {(void *)dq_, (void *)dk_, (void *)dv_, (void *)ddo, (void *)o, (void *)gq, (void *)gk, (void *)gv,
+                    (void *)lse, (void *)delta})
+        cudaFree(p);
 }
 
 static void test_attention(void **state) {
     (void)state;
-    check_attention(2, 150, 4, 2, 64);  /* tensor cores, ragged last tile, GQA */
-    check_attention(1, 64, 2, 2, 128);  /* tensor cores, one tile */
-    check_attention(2, 33, 6, 3, 8);    /* simple path */
-    check_attention(1, 130, 4, 1, 32);  /* simple path, multi-query */
+    /* Tensor cores: ragged last tiles, T under one tile, GQA 4/2 and 4/1, B > 1,
+     * and the trained length. */
+    check_attention(2, 150, 4, 2, 64);
+    check_attention(2, 77, 4, 4, 64);
+    check_attention(1, 64, 2, 2, 128);
+    check_attention(2, 200, 4, 2, 128);
+    check_attention(1, 200, 4, 1, 64);
+    check_attention(1, 77, 4, 1, 128);
+    check_attention(1, 1024, 4, 2, 64);
+    check_attention(1, 1024, 2, 1, 128);
+    check_attention(8, 64, 2, 2, 64, 2); /* the shape of tests/integration/test_gpu_train.sh */
+    check_attention(1, 300, 4, 2, 128, 2);
+    /* Simple path: other head sizes, and a tensor-core size when switched. */
+    check_attention(2, 33, 6, 3, 8);
+    check_attention(1, 130, 4, 1, 32);
     setenv("ONEBIT_CUDA_SIMPLE_ATTENTION", "1", 1);
-    check_attention(1, 100, 4, 2, 64);  /* simple path on a tensor-core size */
+    check_attention(1, 100, 4, 2, 64);
+    check_attention(8, 64, 2, 2, 64, 2);
     unsetenv("ONEBIT_CUDA_SIMPLE_ATTENTION");
 }
 

@@ -1,0 +1,124 @@
+/* Pieces shared by the tensor-core attention kernels (k_attention_fwd.cu,
+ * k_attention_bwd.cu): the m16n8k16 bf16 product with fp32 accumulators,
+ * ldmatrix loads of its operands from shared memory, and cp.async copies of
+ * [rows, head] tiles from global memory.
+ *
+ * Fragment layouts (PTX ISA, "mma.m16n8k16"): lane l holds, with g = l / 4 and
+ * c = 2·(l % 4),
+ *   A 16×16: a0 = A[g][c..c+1], a1 = A[g+8][c..], a2 = A[g][c+8..], a3 = A[g+8][c+8..]
+ *   B 16×8:  b0 = B[c..c+1][g], b1 = B[c+8..c+9][g]
+ *   C 16×8:  c0,c1 = C[g][c..c+1], c2,c3 = C[g+8][c..c+1]
+ * so the accumulators of two neighbouring 16×8 products are, packed to bf16,
+ * exactly the A operand of the next product: probabilities go from one product
+ * to the next without leaving registers. */
+#ifndef ONEBIT_CUDA_ATTENTION_MMA_CUH
+#define ONEBIT_CUDA_ATTENTION_MMA_CUH
+
+#include "cuda/kernels.cuh"
+
+/* Tensor-core paths for head sizes 64 and 128 (the caller checks hd). */
+ob_status ob_attention_mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
+                                   int nh, int nkv, int hd, cudaStream_t s);
+ob_status ob_attention_mma_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
+                                    const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
+                                    int nh, int nkv, int hd, cudaStream_t s);
+
+#define ATT_LOG2E 1.4426950408889634f
+
+/* Shared-memory tiles hold rows of `hd` bf16 padded by 16 bytes, so the eight
+ * rows one ldmatrix phase reads start in eight different bank groups. */
+template <int HD> struct att_tile {
+    static constexpr int LD = HD + 8;
+};
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+/* A operand: the 16×16 block at (row0, col0) of a row-major tile. */
+template <int LD>
+__device__ __forceinline__ void load_a(uint32_t a[4], const bf16 *tile, int row0, int col0, int lane) {
+    ldsm_x4(a, smem_addr(tile + (row0 + (lane & 15)) * LD + col0 + (lane >> 4) * 8));
+}
+
+/* B operands of the two 16×8 products n0.., n0+8.. at k0.., from a tile stored
+ * [n][k] (K for Q·Kᵀ): b[0], b[1] for columns n0.., b[2], b[3] for n0+8... */
+template <int LD>
+__device__ __forceinline__ void load_b_nk(uint32_t b[4], const bf16 *tile, int n0, int k0, int lane) {
+    ldsm_x4(b, smem_addr(tile + (n0 + (lane & 7) + (lane >> 4) * 8) * LD + k0 + ((lane >> 3) & 1) * 8));
+}
+
+/* The same from a tile stored [k][n] (V for P·V), transposed on the way. */
+template <int LD>
+__device__ __forceinline__ void load_b_kn(uint32_t b[4], const bf16 *tile, int k0, int n0, int lane) {
+    ldsm_x4_trans(b, smem_addr(tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + n0 + (lane >> 4) * 8));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* A operand for columns 16·kk.. from the accumulators of 16×8 products
+ * 2·kk and 2·kk + 1 (see the layouts above). */
+__device__ __forceinline__ void acc_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
+    a[0] = pack_bf16(c0[0], c0[1]);
+    a[1] = pack_bf16(c0[2], c0[3]);
+    a[2] = pack_bf16(c1[0], c1[1]);
+    a[3] = pack_bf16(c1[2], c1[3]);
+}
+
+/* 2^x on the special-function unit; 2^-inf = 0 (masked scores). */
+__device__ __forceinline__ float exp2_fast(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Asynchronous 16- and 4-byte copies to shared memory; with ok false nothing
+ * is read and the destination becomes zeros. */
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool ok) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, bool ok) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+/* Waits until at most `n` of this thread's newest copy groups are in flight. */
+template <int n> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory");
+}
+
+/* Starts copying `rows` rows of one head (row stride `stride` elements) into a
+ * padded tile; rows at or past `valid` become zeros, so that padding rows add
+ * nothing to any product. */
+template <int HD, int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile_async(bf16 *dst, const bf16 *src, size_t stride, int valid) {
+    constexpr int CHUNKS = HD / 8; /* 16-byte pieces per row */
+    static_assert(ROWS * CHUNKS % THREADS == 0, "tile copy must divide among the threads");
+#pragma unroll
+    for (int j = 0; j < ROWS * CHUNKS / THREADS; j++) {
+        int i = threadIdx.x + j * THREADS, r = i / CHUNKS, c = (i % CHUNKS) * 8;
+        bool ok = r < valid;
+        cp_async16(smem_addr(dst + r * att_tile<HD>::LD + c), src + (ok ? r * stride + c : 0), ok);
+    }
+}
+
+#endif

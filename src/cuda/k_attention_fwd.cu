@@ -1,0 +1,146 @@
+/* Causal attention forward on tensor cores (head sizes 64 and 128), in the
+ * manner of FlashAttention-2: a block owns FWD_BM query rows of one head, 16 per
+ * warp, and walks the key/value tiles up to the diagonal while cp.async brings
+ * the next tile in. Scores, the online softmax and the probabilities stay in
+ * registers; the softmax runs in base 2 with the 1/√hd scale folded into one
+ * multiply-add per score. */
+#include "cuda/attention_mma.cuh"
+
+#define FWD_WARPS 8
+#define FWD_BM (16 * FWD_WARPS) /* query rows per block: each key tile serves 8 warps */
+#define FWD_BN 64               /* keys per tile */
+
+/* Shared memory: the query tile, then two stages of key and value tiles. */
+template <int HD> static constexpr size_t fwd_smem_bytes() {
+    return (size_t)(FWD_BM + 4 * FWD_BN) * att_tile<HD>::LD * sizeof(bf16);
+}
+
+template <int HD>
+__global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k,
+                                                              const bf16 *v, int T, int nh, int nkv,
+                                                              float scale_log2) {
+    constexpr int LD = att_tile<HD>::LD, THREADS = FWD_WARPS * 32, NT = FWD_BN / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *sq = reinterpret_cast<bf16 *>(smem_raw), *sk = sq + FWD_BM * LD, *sv = sk + 2 * FWD_BN * LD;
+    /* Later query tiles see more keys: starting them first shortens the tail. */
+    int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
+    int q0 = qb * FWD_BM, r0 = q0 + warp * 16; /* r0: the warp's first row */
+    size_t qs = (size_t)nh * HD, ks = (size_t)nkv * HD;
+    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * HD, *vg = v + (size_t)b * T * ks + (size_t)kh * HD;
+    int nkb = (min(q0 + FWD_BM, T) + FWD_BN - 1) / FWD_BN;
+    load_tile_async<HD, FWD_BM, THREADS>(sq, q + ((size_t)b * T + q0) * qs + (size_t)h * HD, qs, T - q0);
+    load_tile_async<HD, FWD_BN, THREADS>(sk, kg, ks, T);
+    load_tile_async<HD, FWD_BN, THREADS>(sv, vg, ks, T);
+    cp_async_commit();
+
+    /* Rows g and g + 8 of the warp: unnormalised output, running max (base 2,
+     * scaled) and this thread's part of the running sum. */
+    float acc[HD / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    for (int kb = 0; kb < nkb; kb++) {
+        int k0 = kb * FWD_BN, stage = kb & 1;
+        if (kb + 1 < nkb) {
+            int n0 = k0 + FWD_BN;
+            load_tile_async<HD, FWD_BN, THREADS>(sk + (stage ^ 1) * FWD_BN * LD, kg + n0 * ks, ks, T - n0);
+            load_tile_async<HD, FWD_BN, THREADS>(sv + (stage ^ 1) * FWD_BN * LD, vg + n0 * ks, ks, T - n0);
+        }
+        cp_async_commit();
+        cp_async_wait<1>(); /* this tile (and the query tile) has landed */
+        __syncthreads();
+        const bf16 *tk = sk + stage * FWD_BN * LD, *tv = sv + stage * FWD_BN * LD;
+        if (k0 <= r0 + 15) { /* else every key of the tile is after every row of the warp */
+            float s[NT][4] = {};
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                uint32_t a[4];
+                load_a<LD>(a, sq, warp * 16, kk * 16, lane);
+#pragma unroll
+                for (int j = 0; j < NT / 2; j++) {
+                    uint32_t bk[4];
+                    load_b_nk<LD>(bk, tk, j * 16, kk * 16, lane);
+                    mma_bf16(s[2 * j], a, bk[0], bk[1]);
+                    mma_bf16(s[2 * j + 1], a, bk[2], bk[3]);
+                }
+            }
+            if (k0 + FWD_BN - 1 > r0) /* the tile crosses the warp's diagonal */
+#pragma unroll
+                for (int j = 0; j < NT; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (k0 + 8 * j + c + (e & 1) > r0 + g + 8 * (e >> 1))
+                            s[j][e] = -INFINITY;
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int j = 0; j < NT; j++)
+                    mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the four lanes of a row */
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                /* Tile 0 gives every row a finite max, so mn is finite. */
+                float mn = fmaxf(m[i], mx * scale_log2), corr = exp2_fast(m[i] - mn), sum = 0.0f;
+                m[i] = mn;
+#pragma unroll
+                for (int j = 0; j < NT; j++)
+#pragma unroll
+                    for (int e = 2 * i; e < 2 * i + 2; e++) {
+                        s[j][e] = exp2_fast(fmaf(s[j][e], scale_log2, -mn));
+                        sum += s[j][e];
+                    }
+                l[i] = l[i] * corr + sum;
+#pragma unroll
+                for (int n = 0; n < HD / 8; n++) {
+                    acc[n][2 * i] *= corr;
+                    acc[n][2 * i + 1] *= corr;
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < NT / 2; kk++) {
+                uint32_t a[4];
+                acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+                for (int j = 0; j < HD / 16; j++) {
+                    uint32_t bv[4];
+                    load_b_kn<LD>(bv, tv, kk * 16, j * 16, lane);
+                    mma_bf16(acc[2 * j], a, bv[0], bv[1]);
+                    mma_bf16(acc[2 * j + 1], a, bv[2], bv[3]);
+                }
+            }
+        }
+        __syncthreads(); /* the next iteration's copy overwrites this stage */
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+        int t = r0 + g + 8 * i;
+        if (t >= T)
+            continue;
+        bf16 *out = o + ((size_t)b * T + t) * qs + (size_t)h * HD + c;
+        float inv = 1.0f / l[i];
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++)
+            *reinterpret_cast<__nv_bfloat162 *>(out + 8 * n) =
+                __floats2bfloat162_rn(acc[n][2 * i] * inv, acc[n][2 * i + 1] * inv);
+        if ((lane & 3) == 0)
+            lse[((size_t)b * nh + h) * T + t] = (m[i] + log2f(l[i])) / ATT_LOG2E;
+    }
+}
+
+template <int HD>
+static ob_status launch_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
+                                int nh, int nkv, cudaStream_t s) {
+    size_t bytes = fwd_smem_bytes<HD>();
+    OB_CUDA_TRY(cudaFuncSetAttribute(mma_forward<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    dim3 grid((T + FWD_BM - 1) / FWD_BM, B * nh);
+    float scale_log2 = ATT_LOG2E / sqrtf((float)HD);
+    mma_forward<HD><<<grid, FWD_WARPS * 32, bytes, s>>>(o, lse, q, k, v, T, nh, nkv, scale_log2);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
+
+ob_status ob_attention_mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
+                                   int nh, int nkv, int hd, cudaStream_t s) {
+    return hd == 64 ? launch_forward<64>(o, lse, q, k, v, B, T, nh, nkv, s)
+                    : launch_forward<128>(o, lse, q, k, v, B, T, nh, nkv, s);
+}
