@@ -327,6 +327,10 @@ static ob_status train_loop(run *r, ob_train_result *res) {
         ob_progress_begin(&bar, stderr, "train", (uint64_t)r->sched.max_steps, "steps");
     double start = ob_now(), window_start = start;
     uint64_t window_tokens = 0;
+    /* A logged training loss is the mean over the steps since the last log:
+     * one batch's loss is too noisy to compare runs by. */
+    double window_loss = 0;
+    int window_steps = 0;
     int64_t run_steps = 0;
     double loss = NAN, val_loss = NAN;
     ob_status st = OB_OK;
@@ -385,11 +389,13 @@ static ob_status train_loop(run *r, ob_train_result *res) {
         uint64_t step_tokens = (uint64_t)r->B * r->T * o->accumulation_steps * r->dist.world;
         r->tokens += step_tokens;
         window_tokens += step_tokens;
+        window_loss += loss;
+        window_steps++;
         double now = ob_now(), elapsed = r->elapsed + (now - start);
         if (leader(r) && o->log_every > 0 && (r->step % o->log_every == 0 || r->step == r->sched.max_steps)) {
             ob_metrics_row row;
             fill_row(r, &row, "train", elapsed);
-            row.train_loss = loss;
+            row.train_loss = window_loss / window_steps;
             row.grad_norm = norm;
             row.tokens_per_second = (double)window_tokens / (now - window_start);
             if ((st = b->ops->download(b, r->model->weights)))
@@ -398,11 +404,13 @@ static ob_status train_loop(run *r, ob_train_result *res) {
             ob_metrics_write(&r->metrics, &row);
             if (progress) {
                 char suffix[128];
-                snprintf(suffix, sizeof suffix, "loss %.4f  lr %.2e  %.0f tok/s", loss, row.lr,
+                snprintf(suffix, sizeof suffix, "loss %.4f  lr %.2e  %.0f tok/s", row.train_loss, row.lr,
                          row.tokens_per_second);
                 ob_progress_update(&bar, (uint64_t)r->step, suffix);
             }
             window_tokens = 0;
+            window_loss = 0;
+            window_steps = 0;
             window_start = -1; /* restarted after the bookkeeping below */
         }
         if (o->eval_every > 0 && r->step % o->eval_every == 0 && (st = log_eval(r, elapsed, &val_loss)))
