@@ -13,6 +13,7 @@
 #include "cpu/kernels.h"
 #include "onebit/args.h"
 #include "onebit/backend.h"
+#include "onebit/common.h"
 
 static int compare_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -20,6 +21,7 @@ static int compare_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    ob_blas_use_fast_kernels(argv); /* as onebit train does */
     const char *config = "config.json", *python = getenv("ONEBIT_PYTHON");
     int batch = 4, seq = 0, steps = 3, threads = 2;
     bool no_peer = false;

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "onebit/onebit.h"
@@ -57,16 +56,6 @@ static int run_command(const command *c, int argc, char **argv) {
     return c->run(argc, argv);
 }
 
-/* Re-executes with OPENBLAS_CORETYPE set when OpenBLAS chose a slow generic
- * kernel for this CPU (see ob_blas_better_coretype). */
-static void use_fast_blas_kernels(char **argv) {
-    const char *core = ob_blas_better_coretype();
-    if (!core)
-        return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    execv("/proc/self/exe", argv);
-}
-
 /* Exit status 2 with the closest command name suggested. */
 static int unknown_command(const char *name) {
     const char *best = NULL;
@@ -86,7 +75,7 @@ static int unknown_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
-    use_fast_blas_kernels(argv);
+    ob_blas_use_fast_kernels(argv);
     /* Commands report progress at info level unless $ONEBIT_LOG says otherwise. */
     if (!getenv("ONEBIT_LOG"))
         ob_log_set_level(OB_LOG_INFO);

@@ -204,10 +204,10 @@ char *ob_path_join(const char *a, const char *b);
 /* ---- BLAS ----------------------------------------------------------------- */
 
 /* When OpenBLAS failed to recognise this CPU and fell back to a slow generic
- * kernel, the OPENBLAS_CORETYPE value that matches the CPU's features
- * ("SkylakeX", "Haswell"); else NULL. Programs set the variable and re-execute
- * themselves, since OpenBLAS reads it only when it loads. */
-const char *ob_blas_better_coretype(void);
+ * kernel, sets OPENBLAS_CORETYPE to the core type that matches the CPU's
+ * features ("SkylakeX", "Haswell") and re-executes the program with argv (OpenBLAS
+ * reads the variable only when it loads); else returns. Call it first in main. */
+void ob_blas_use_fast_kernels(char **argv);
 
 /* ---- memory ------------------------------------------------------------- */
 
