@@ -35,6 +35,7 @@ struct OB_R(ob_cpu_pass) {
     real *wc;         /* clamped latent weights, parameter layout (Arenas) */
     ob_quant_stats *stats;
     real *scratch;    /* soft-regime weight gradients: largest quantisable matrix */
+    real *att_scratch; /* attention backward: OB_CPU_ATTENTION_BLOCK x T */
     real *head_chunk; /* [HEAD_CHUNK_ROWS, V] */
     real *dres, *dtmp, *dn, *dq, *dk, *dv, *dqpre, *dkpre, *df1, *df2, *df3;
     real *rope_cos, *rope_sin;
@@ -116,6 +117,7 @@ ob_status OB_R(ob_cpu_pass_create)(const ob_model *m, int B, int T, OB_R(ob_cpu_
         if (m->params[i].mode != OB_MODE_F16 && m->params[i].numel > largest)
             largest = m->params[i].numel;
     nreq = add_request(req, nreq, &p->scratch, largest ? largest : 1);
+    nreq = add_request(req, nreq, &p->att_scratch, (size_t)OB_CPU_ATTENTION_BLOCK * T);
     nreq = add_request(req, nreq, &p->rope_cos, (size_t)T * (hd / 2 + 1));
     nreq = add_request(req, nreq, &p->rope_sin, (size_t)T * (hd / 2 + 1));
     size_t total = 0;
@@ -443,7 +445,8 @@ static void layer_backward(OB_R(ob_cpu_pass) *p, int l, int B, int T) {
         p->dtmp[i] = r * p->dres[i];
     const ob_param *wo = &m->params[lp->proj[OB_PROJ_O]];
     linear_backward(p, lp->proj[OB_PROJ_O], a->o, used_input(p, wo, a->o, a->oq), p->dtmp, N, p->dn, false);
-    OB_R(ob_cpu_attention_backward)(p->dq, p->dk, p->dv, p->dn, a->att, a->q, a->k, a->v, B, T, nh, nkv, hd);
+    OB_R(ob_cpu_attention_backward)(p->dq, p->dk, p->dv, p->att_scratch, p->dn, a->att, a->q, a->k, a->v, B, T, nh,
+                                    nkv, hd);
     if (c->use_rope) {
         OB_R(ob_cpu_rope)(p->dq, p->rope_cos, p->rope_sin, B, T, nh, hd, true);
         OB_R(ob_cpu_rope)(p->dk, p->rope_cos, p->rope_sin, B, T, nkv, hd, true);

@@ -1,4 +1,5 @@
-/* Matrix products through BLAS (OpenBLAS): the large products of every layer.
+/* Matrix products through BLAS (OpenBLAS): the large products of every layer
+ * and attention's.
  * Their time can be accumulated (for the benchmark's share of time in products). */
 #include "cpu/kernels.h"
 #include "onebit/common.h"
@@ -32,4 +33,10 @@ void OB_R(ob_cpu_matmul_dyw)(real *dx, const real *dy, const real *w, int n, int
 void OB_R(ob_cpu_matmul_dytx)(real *dw, const real *dy, const real *x, int n, int in, int out, real alpha,
                               real beta) {
     TIMED(OB_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, alpha, dy, out, x, in, beta, dw, in));
+}
+
+void OB_R(ob_cpu_gemm)(bool ta, bool tb, int m, int n, int k, real alpha, const real *a, int lda, const real *b,
+                       int ldb, real beta, real *c, int ldc) {
+    TIMED(OB_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
+                  lda, b, ldb, beta, c, ldc));
 }

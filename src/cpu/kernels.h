@@ -20,6 +20,11 @@ void OB_R(ob_cpu_matmul_dyw)(real *dx, const real *dy, const real *w, int n, int
 /* dW[out,in] = alpha·dy[n,out]ᵀ·x[n,in] + beta·dW. */
 void OB_R(ob_cpu_matmul_dytx)(real *dw, const real *dy, const real *x, int n, int in, int out, real alpha, real beta);
 
+/* C[m,n] = alpha·op(A)·op(B) + beta·C, op = transpose when ta/tb; row-major with
+ * leading dimensions. */
+void OB_R(ob_cpu_gemm)(bool ta, bool tb, int m, int n, int k, real alpha, const real *a, int lda, const real *b,
+                       int ldb, real beta, real *c, int ldc);
+
 /* RMSNorm (layernorm = false) or bias-free LayerNorm; saves rstd per row, and the
  * mean for LayerNorm (`mean` may be NULL for RMSNorm). */
 void OB_R(ob_cpu_norm_forward)(real *y, real *mean, real *rstd, const real *x, const real *g, int n, int d, real eps,
@@ -35,11 +40,14 @@ void OB_R(ob_cpu_rope_table)(real *cos_t, real *sin_t, int T, int hd, double the
 void OB_R(ob_cpu_rope)(real *x, const real *cos_t, const real *sin_t, int B, int T, int heads, int hd, bool inverse);
 
 /* Causal attention. q [B,T,nh,hd], k/v [B,T,nkv,hd] → o [B,T,nh,hd]; att holds the
- * softmax probabilities [B,nh,T,T] (lower triangle). */
+ * softmax probabilities [B,nh,T,T] (lower triangle, zeros above). The backward
+ * pass needs OB_CPU_ATTENTION_BLOCK·T reals of scratch. */
+#define OB_CPU_ATTENTION_BLOCK 128
 void OB_R(ob_cpu_attention_forward)(real *o, real *att, const real *q, const real *k, const real *v, int B, int T,
                                     int nh, int nkv, int hd);
-void OB_R(ob_cpu_attention_backward)(real *dq, real *dk, real *dv, const real *dout, const real *att, const real *q,
-                                     const real *k, const real *v, int B, int T, int nh, int nkv, int hd);
+void OB_R(ob_cpu_attention_backward)(real *dq, real *dk, real *dv, real *scratch, const real *dout, const real *att,
+                                     const real *q, const real *k, const real *v, int B, int T, int nh, int nkv,
+                                     int hd);
 
 typedef enum { OB_ACT_SILU, OB_ACT_RELU2, OB_ACT_SWIGLU } ob_cpu_act;
 /* h = act(u) or silu(g)·u (SwiGLU; g unused otherwise). */

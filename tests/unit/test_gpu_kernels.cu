@@ -182,15 +182,16 @@ static void check_attention(int B, int T, int nh, int nkv, int hd, float amp = 1
     bf16 *o = dev<bf16>(nq), *gq = dev<bf16>(nq), *gk = dev<bf16>(nk), *gv = dev<bf16>(nk);
     float *lse = dev<float>((size_t)B * nh * T), *delta = dev<float>((size_t)B * nh * T);
     OK(ob_gpu_attention_forward(o, lse, dq_, dk_, dv_, B, T, nh, nkv, hd, 0));
-    std::vector<float> ro(nq), att((size_t)B * nh * T * T), rdq(nq), rdk(nk), rdv(nk);
+    std::vector<float> ro(nq), att((size_t)B * nh * T * T), rdq(nq), rdk(nk), rdv(nk),
+        scratch((size_t)OB_CPU_ATTENTION_BLOCK * T);
     ob_cpu_attention_forward(ro.data(), att.data(), q.data(), k.data(), v.data(), B, T, nh, nkv, hd);
     snprintf(name, sizeof name, "attention forward hd=%d B=%d T=%d gqa %d/%d amp %g", hd, B, T, nh, nkv, amp);
     auto go = host_b(o, nq);
     expect_close(name, go, ro, BF16_TOL);
     /* The backward uses the GPU's own o (as in training). */
     OK(ob_gpu_attention_backward(gq, gk, gv, ddo, o, lse, dq_, dk_, dv_, delta, B, T, nh, nkv, hd, 0));
-    ob_cpu_attention_backward(rdq.data(), rdk.data(), rdv.data(), dout.data(), att.data(), q.data(), k.data(),
-                              v.data(), B, T, nh, nkv, hd);
+    ob_cpu_attention_backward(rdq.data(), rdk.data(), rdv.data(), scratch.data(), dout.data(), att.data(), q.data(),
+                              k.data(), v.data(), B, T, nh, nkv, hd);
     auto g1q = host_b(gq, nq), g1k = host_b(gk, nk), g1v = host_b(gv, nk);
     snprintf(name, sizeof name, "attention backward dq hd=%d T=%d", hd, T);
     expect_close(name, g1q, rdq, 2 * BF16_TOL);

@@ -141,23 +141,30 @@ static double attn_loss(void *vc) {
     return s;
 }
 
-static void test_attention_gqa(void **state) {
-    (void)state;
-    attn_ctx c = {.B = 2, .T = 6, .nh = 4, .nkv = 2, .hd = 3};
-    size_t nq = 2 * 6 * 4 * 3, nk = 2 * 6 * 2 * 3;
+static void check_attention(int B, int T, int nh, int nkv, int hd, size_t checks) {
+    attn_ctx c = {.B = B, .T = T, .nh = nh, .nkv = nkv, .hd = hd};
+    size_t nq = (size_t)B * T * nh * hd, nk = (size_t)B * T * nkv * hd;
     c.q = alloc_random(nq, 1.0);
     c.k = alloc_random(nk, 1.0);
     c.v = alloc_random(nk, 1.0);
     c.w = alloc_random(nq, 1.0);
     c.o = malloc(nq * sizeof(double));
-    c.att = malloc(2 * 4 * 6 * 6 * sizeof(double));
+    c.att = malloc((size_t)B * nh * T * T * sizeof(double));
     double *dq = malloc(nq * sizeof(double)), *dk = malloc(nk * sizeof(double)), *dv = malloc(nk * sizeof(double));
+    double *scratch = malloc((size_t)OB_CPU_ATTENTION_BLOCK * T * sizeof(double));
     attn_loss(&c);
-    ob_cpu_attention_backward_f64(dq, dk, dv, c.w, c.att, c.q, c.k, c.v, 2, 6, 4, 2, 3);
-    check_fd("attention dq", c.q, nq, dq, attn_loss, &c, 1000);
-    check_fd("attention dk", c.k, nk, dk, attn_loss, &c, 1000);
-    check_fd("attention dv", c.v, nk, dv, attn_loss, &c, 1000);
-    free(c.q), free(c.k), free(c.v), free(c.w), free(c.o), free(c.att), free(dq), free(dk), free(dv);
+    ob_cpu_attention_backward_f64(dq, dk, dv, scratch, c.w, c.att, c.q, c.k, c.v, B, T, nh, nkv, hd);
+    check_fd("attention dq", c.q, nq, dq, attn_loss, &c, checks);
+    check_fd("attention dk", c.k, nk, dk, attn_loss, &c, checks);
+    check_fd("attention dv", c.v, nk, dv, attn_loss, &c, checks);
+    free(c.q), free(c.k), free(c.v), free(c.w), free(c.o), free(c.att), free(dq), free(dk), free(dv), free(scratch);
+}
+
+static void test_attention_gqa(void **state) {
+    (void)state;
+    check_attention(2, 6, 4, 2, 3, 1000);
+    /* Longer than two query blocks, the last one partial. */
+    check_attention(1, 2 * OB_CPU_ATTENTION_BLOCK + 44, 4, 2, 3, 150);
 }
 
 typedef struct {
