@@ -21,7 +21,7 @@ static int compare_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    ob_blas_use_fast_kernels(argv); /* as onebit train does */
+    ob_tune_cpu_runtime(argv, true); /* as onebit train does */
     const char *config = "config.json", *python = getenv("ONEBIT_PYTHON");
     int batch = 4, seq = 0, steps = 3, threads = 2;
     bool no_peer = false;

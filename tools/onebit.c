@@ -75,12 +75,12 @@ static int unknown_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
-    ob_blas_use_fast_kernels(argv);
+    const char *self = strrchr(argv[0], '/');
+    self = self ? self + 1 : argv[0];
+    ob_tune_cpu_runtime(argv, strcmp(self, "onebit-train") == 0 || (argc > 1 && strcmp(argv[1], "train") == 0));
     /* Commands report progress at info level unless $ONEBIT_LOG says otherwise. */
     if (!getenv("ONEBIT_LOG"))
         ob_log_set_level(OB_LOG_INFO);
-    const char *self = strrchr(argv[0], '/');
-    self = self ? self + 1 : argv[0];
     if (strncmp(self, "onebit-", 7) == 0) {
         const command *c = find_command(self + 7);
         if (!c) {

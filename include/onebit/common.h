@@ -201,13 +201,14 @@ bool ob_is_directory(const char *path);
 /* Joins two path parts into a new heap string. */
 char *ob_path_join(const char *a, const char *b);
 
-/* ---- BLAS ----------------------------------------------------------------- */
+/* ---- run-time libraries ------------------------------------------------- */
 
-/* When OpenBLAS failed to recognise this CPU and fell back to a slow generic
- * kernel, sets OPENBLAS_CORETYPE to the core type that matches the CPU's
- * features ("SkylakeX", "Haswell") and re-executes the program with argv (OpenBLAS
- * reads the variable only when it loads); else returns. Call it first in main. */
-void ob_blas_use_fast_kernels(char **argv);
+/* Re-executes the program (argv) with run-time library settings that suit the
+ * CPU and the work, when they are not set already: OPENBLAS_CORETYPE where
+ * OpenBLAS fell back to a slow generic kernel, and for training
+ * OMP_WAIT_POLICY=passive (OpenMP threads must not spin while OpenBLAS's
+ * threads compute). Call it first in main; it returns when nothing changes. */
+void ob_tune_cpu_runtime(char **argv, bool training);
 
 /* ---- memory ------------------------------------------------------------- */
 

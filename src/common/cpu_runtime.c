@@ -1,9 +1,14 @@
-/* OpenBLAS picks its matrix kernels from the CPU model at load time. On CPUs it
- * does not know (new models, or virtual machines that hide the model), it falls
- * back to a generic SSE3 kernel ("Prescott") that is several times slower; the
- * OPENBLAS_CORETYPE variable overrides the choice, but only before the library
- * loads. This tells a program which core type to ask for, from the CPU's
- * features, and re-executes the program with it. */
+/* Two run-time libraries read their settings only when they load, so a program
+ * that wants other settings sets the variables and re-executes itself:
+ * - OpenBLAS picks its matrix kernels from the CPU model. On CPUs it does not
+ *   know (new models, or virtual machines that hide the model) it falls back to
+ *   a generic SSE3 kernel ("Prescott"), several times slower; OPENBLAS_CORETYPE
+ *   names the kernel that matches the CPU's features instead.
+ * - GNU OpenMP threads spin for a while after each parallel region. In training,
+ *   OpenMP regions alternate with OpenBLAS products, whose own threads then find
+ *   every core busy spinning (2.8x slower steps on 2 cores); OMP_WAIT_POLICY=passive
+ *   puts them to sleep at once. Inference runs back-to-back short regions and no
+ *   BLAS, so there spinning is what makes it fast. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +32,17 @@ static const char *better_coretype(void) {
     return NULL;
 }
 
-void ob_blas_use_fast_kernels(char **argv) {
+void ob_tune_cpu_runtime(char **argv, bool training) {
+    bool changed = false;
     const char *core = better_coretype();
-    if (!core)
-        return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    execv("/proc/self/exe", argv); /* returns only on failure: then run on as is */
+    if (core) {
+        setenv("OPENBLAS_CORETYPE", core, 1);
+        changed = true;
+    }
+    if (training && !getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        changed = true;
+    }
+    if (changed)
+        execv("/proc/self/exe", argv); /* returns only on failure: then run on as is */
 }
