@@ -123,14 +123,13 @@ static ob_status allocate(gpu_backend *g) {
             largest = p->numel;
     }
     DALLOC(st->scratch, largest);
-    /* Logit chunks of about 256 MB. */
-    st->chunk = (int)((64u << 20) / V);
-    if (st->chunk < 1)
-        st->chunk = 1;
-    if ((size_t)st->chunk > N)
-        st->chunk = (int)N;
-    DALLOC(st->logits, (size_t)st->chunk * V);
-    DALLOC(st->dlogits, (size_t)st->chunk * V);
+    /* Logits in equal chunks of rows of at most 1 GiB: large enough for the
+     * head's products to fill the GPU. Rows are padded to 16 bytes for the
+     * cross-entropy's vector loads; its gradient overwrites them in place. */
+    st->logits_ld = ((size_t)V + 3) / 4 * 4;
+    size_t chunks = (N * st->logits_ld + (1u << 28) - 1) / (1u << 28);
+    st->chunk = (int)((N + chunks - 1) / chunks);
+    DALLOC(st->logits, (size_t)st->chunk * st->logits_ld);
     DALLOC(st->row_loss, N);
     DALLOC(st->row_plain, N);
     size_t widest = H > F ? H : F;

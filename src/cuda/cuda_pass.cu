@@ -63,10 +63,11 @@ static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf1
     return OB_OK;
 }
 
-/* dx (bf16, = or +=) and the weight gradient of one linear. The clamp mask of
+/* dx (bf16, = or +=) and the weight gradient of one linear; dy's rows have
+ * stride dy_ld (0: dense). The clamp mask of
  * quantised weights is applied once at the end of the pass. */
-static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int n,
-                                 bf16 *dx, bool accumulate) {
+static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld,
+                                 int n, bf16 *dx, bool accumulate) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
     const ob_config *c = &st->m->cfg;
@@ -74,17 +75,20 @@ static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf
     float *dw = st->grads + prm->offset;
     if (dx) {
         ob_gemm_args a = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->w_eff + prm->offset, n, in, out);
+        a.lda = dy_ld;
         a.alpha_device = scale_of(p, idx, false);
         a.beta = accumulate ? 1.0f : 0.0f;
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
         if (arenas(p, prm)) {
             ob_gemm_args b = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->wc + prm->offset, n, in, out);
+            b.lda = dy_ld;
             b.alpha = p->step->arenas;
             b.beta = 1.0f;
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
         }
     }
     ob_gemm_args g = ob_gemm_dytx(dw, CUDA_R_32F, dy, act_bits(p, prm) ? xq : x, n, in, out);
+    g.lda = dy_ld;
     g.beta = 1.0f;
     if (soft(p, prm)) {
         g.d = st->scratch;
@@ -100,6 +104,7 @@ static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf
     }
     if (arenas(p, prm)) {
         ob_gemm_args b = ob_gemm_dytx(dw, CUDA_R_32F, dy, x, n, in, out);
+        b.lda = dy_ld;
         b.alpha = p->step->arenas;
         b.beta = 1.0f;
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
@@ -183,35 +188,31 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     gpu_layer *a = &st->layers[l];
     int N = p->N, H = c->hidden_size, F = c->intermediate_size, nh = c->num_heads, nkv = c->num_kv_heads;
     int hd = ob_config_head_dim(c);
-    size_t NH = (size_t)N * H;
     float r = residual_factor(c);
     bool ln = !c->use_subln;
     cudaStream_t s = st->stream;
     int pd = lp->proj[OB_PROJ_DOWN], pu = lp->proj[OB_PROJ_UP], pg = lp->proj[OB_PROJ_GATE];
-    MARK("bwd convert");
-    OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
+    /* st->dtmp holds r·dL/dx_{l+1} in bf16, from the norm backward before. */
     MARK("bwd gemm down");
     if (act_bits(p, param(p, pd)))
         OB_STATUS_TRY(ob_gpu_act_quant(st->hq, a->h, N, F, act_bits(p, param(p, pd)), s));
-    OB_STATUS_TRY(linear_backward(p, pd, a->h, st->hq, st->dtmp, N, st->df1, false));
+    OB_STATUS_TRY(linear_backward(p, pd, a->h, st->hq, st->dtmp, 0, N, st->df1, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     MARK("bwd ffn act");
     OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));
     MARK("bwd gemm up/gate");
-    OB_STATUS_TRY(linear_backward(p, pu, a->n2, a->x2q, st->df2, N, st->dn, false));
+    OB_STATUS_TRY(linear_backward(p, pu, a->n2, a->x2q, st->df2, 0, N, st->dn, false));
     if (act == 2)
-        OB_STATUS_TRY(linear_backward(p, pg, a->n2, a->x2q, st->df3, N, st->dn, true));
+        OB_STATUS_TRY(linear_backward(p, pg, a->n2, a->x2q, st->df3, 0, N, st->dn, true));
     MARK("bwd norm");
-    OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->grads + param(p, lp->post_norm)->offset, st->partials,
-                                       st->dn, a->a, st->params + param(p, lp->post_norm)->offset, a->mean2,
-                                       a->rstd2, N, H, ln, s));
-    MARK("bwd convert");
-    OB_STATUS_TRY(ob_gpu_f32_to_bf16(st->dtmp, st->dres, NH, r, s));
+    OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->dtmp, r, st->grads + param(p, lp->post_norm)->offset,
+                                       st->partials, st->dn, a->a, st->params + param(p, lp->post_norm)->offset,
+                                       a->mean2, a->rstd2, N, H, ln, s));
     int po = lp->proj[OB_PROJ_O];
     MARK("bwd gemm o");
     if (act_bits(p, param(p, po)))
         OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), s));
-    OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, st->dtmp, N, st->dn, false));
+    OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, st->dtmp, 0, N, st->dn, false));
     MARK("bwd attention");
     OB_STATUS_TRY(ob_gpu_attention_backward(st->dq, st->dk, st->dv, st->dn, a->o, a->lse, a->q, a->k, a->v,
                                             st->delta, B, T, nh, nkv, hd, s));
@@ -226,67 +227,83 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
                                      nkv, hd, c->use_qk_norm, c->use_rope, s));
     int pq = lp->proj[OB_PROJ_Q];
     MARK("bwd gemm qkv");
-    OB_STATUS_TRY(linear_backward(p, pq, a->n1, a->x1q, st->dq, N, st->dn, false));
-    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_K], a->n1, a->x1q, st->dk, N, st->dn, true));
-    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_V], a->n1, a->x1q, st->dv, N, st->dn, true));
+    OB_STATUS_TRY(linear_backward(p, pq, a->n1, a->x1q, st->dq, 0, N, st->dn, false));
+    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_K], a->n1, a->x1q, st->dk, 0, N, st->dn, true));
+    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_V], a->n1, a->x1q, st->dv, 0, N, st->dn, true));
     MARK("bwd norm");
-    return ob_gpu_norm_backward(st->dres, true, st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn,
-                                a->x, st->params + param(p, lp->input_norm)->offset, a->mean1, a->rstd1, N, H, ln, s);
+    return ob_gpu_norm_backward(st->dres, true, l > 0 ? st->dtmp : NULL, r,
+                                st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn, a->x,
+                                st->params + param(p, lp->input_norm)->offset, a->mean1, a->rstd1, N, H, ln, s);
 }
 
-/* Head and loss in chunks of rows; with training, dL/dnf goes to st->dn. */
+/* Head and loss in chunks of rows; with training, dL/dnf goes to st->dn. The
+ * cross-entropy turns each chunk's fp32 logits into their bf16 gradient in
+ * place (rows of stride 2·ld bf16), which the backward products read there. */
 static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
     gpu_state *st = p->st;
     const ob_model *m = st->m;
     const ob_config *c = &m->cfg;
     int N = p->N, H = c->hidden_size, V = c->vocab_size, hidx = m->head;
+    int ld = (int)st->logits_ld, dld = 2 * ld;
     const ob_param *hp = param(p, hidx);
     const bf16 *xin = input_of(p, hidx, st->nf, st->nfq);
+    const bf16 *dlogits = (const bf16 *)st->logits;
     cudaStream_t s = st->stream;
     for (int r0 = 0; r0 < N; r0 += st->chunk) {
         int rows = N - r0 < st->chunk ? N - r0 : st->chunk;
         const bf16 *xr = xin + (size_t)r0 * H, *nr = st->nf + (size_t)r0 * H;
+        MARK("head product");
         ob_gemm_args a = ob_gemm_xwt(st->logits, CUDA_R_32F, xr, st->w_eff + hp->offset, rows, H, V);
+        a.ldd = ld;
         a.alpha_device = scale_of(p, hidx, false);
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
         if (arenas(p, hp)) {
             ob_gemm_args b = ob_gemm_xwt(st->logits, CUDA_R_32F, nr, st->wc + hp->offset, rows, H, V);
+            b.ldd = ld;
             b.alpha = p->step->arenas;
             b.beta = 1.0f;
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
         }
         if (st->host_logits)
-            OB_CUDA_TRY(cudaMemcpyAsync(st->host_logits + (size_t)r0 * V, st->logits, (size_t)rows * V * sizeof(float),
-                                        cudaMemcpyDeviceToHost, s));
-        OB_STATUS_TRY(ob_gpu_cross_entropy(train ? st->dlogits : NULL, st->row_loss + r0, st->row_plain + r0,
-                                           st->logits, st->targets + r0, rows, V, p->step->label_smoothing,
-                                           grad_scale / (float)N, s));
+            OB_CUDA_TRY(cudaMemcpy2DAsync(st->host_logits + (size_t)r0 * V, (size_t)V * sizeof(float), st->logits,
+                                          (size_t)ld * sizeof(float), (size_t)V * sizeof(float), rows,
+                                          cudaMemcpyDeviceToHost, s));
+        MARK("cross-entropy");
+        OB_STATUS_TRY(ob_gpu_cross_entropy(st->logits, (size_t)ld, train, st->row_loss + r0, st->row_plain + r0,
+                                           st->targets + r0, rows, V, p->step->label_smoothing, grad_scale / (float)N,
+                                           s));
         if (!train)
             continue;
+        MARK("head backward products");
         if (soft(p, hp)) {
             /* The soft backward needs the whole dL/dWq: gather it over the chunks. */
-            ob_gemm_args d = ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, st->dlogits, st->w_eff + hp->offset,
-                                         rows, H, V);
+            ob_gemm_args d =
+                ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, dlogits, st->w_eff + hp->offset, rows, H, V);
+            d.lda = dld;
             d.alpha_device = scale_of(p, hidx, false);
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &d));
             if (arenas(p, hp)) {
-                ob_gemm_args e = ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, st->dlogits, st->wc + hp->offset,
-                                             rows, H, V);
+                ob_gemm_args e =
+                    ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, dlogits, st->wc + hp->offset, rows, H, V);
+                e.lda = dld;
                 e.alpha = p->step->arenas;
                 e.beta = 1.0f;
                 OB_STATUS_TRY(ob_gemm_run(st->gemm, &e));
-                ob_gemm_args f = ob_gemm_dytx(st->grads + hp->offset, CUDA_R_32F, st->dlogits, nr, rows, H, V);
+                ob_gemm_args f = ob_gemm_dytx(st->grads + hp->offset, CUDA_R_32F, dlogits, nr, rows, H, V);
+                f.lda = dld;
                 f.alpha = p->step->arenas;
                 f.beta = 1.0f;
                 OB_STATUS_TRY(ob_gemm_run(st->gemm, &f));
             }
-            ob_gemm_args g = ob_gemm_dytx(st->scratch, CUDA_R_32F, st->dlogits, xr, rows, H, V);
+            ob_gemm_args g = ob_gemm_dytx(st->scratch, CUDA_R_32F, dlogits, xr, rows, H, V);
+            g.lda = dld;
             g.beta = r0 ? 1.0f : 0.0f;
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
         } else {
-            OB_STATUS_TRY(linear_backward(p, hidx, nr, xr, st->dlogits, rows, st->dn + (size_t)r0 * H, false));
+            OB_STATUS_TRY(linear_backward(p, hidx, nr, xr, dlogits, dld, rows, st->dn + (size_t)r0 * H, false));
         }
     }
+    MARK("head + loss, rest");
     if (train && soft(p, hp))
         OB_STATUS_TRY(ob_gpu_soft_backward(st->wq, st->matrix_of[hidx], st->params, st->scratch, st->grads, st->stats,
                                            c->use_dynamic_threshold, (float)c->latent_clamp_max, p->step->sharpness,
@@ -382,15 +399,15 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
                                       st->params + param(&p, m->final_norm)->offset, N, H, (float)c->layer_norm_eps,
                                       !c->use_subln, bits, s));
     st->host_logits = host_logits;
-    ob_gpu_profile_mark(&st->prof, s, "head + loss");
     OB_STATUS_TRY(head_and_loss(&p, train, grad_scale));
     ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");
     OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, s));
     OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, s));
     if (train) {
-        OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, false, st->grads + param(&p, m->final_norm)->offset, st->partials,
-                                           st->dn, st->xf, st->params + param(&p, m->final_norm)->offset, st->meanf,
-                                           st->rstdf, N, H, !c->use_subln, s));
+        OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, false, st->dtmp, residual_factor(c),
+                                           st->grads + param(&p, m->final_norm)->offset, st->partials, st->dn, st->xf,
+                                           st->params + param(&p, m->final_norm)->offset, st->meanf, st->rstdf, N, H,
+                                           !c->use_subln, s));
         for (int l = L - 1; l >= 0; l--) {
             OB_STATUS_TRY(layer_backward(&p, l, B, T));
             if (st->reduce) /* this layer's gradients are final: sum them over the processes now */

@@ -50,8 +50,8 @@ typedef struct {
     bf16 *oq, *hq;           /* quantised o and h: rebuilt from o and h where needed */
     float *delta;
     float *scratch;          /* soft-regime weight gradients (largest matrix) */
-    float *logits;           /* [chunk, V] */
-    bf16 *dlogits;
+    float *logits;           /* [chunk, logits_ld]; then their bf16 gradient in place */
+    size_t logits_ld;
     int chunk;
     float *row_loss, *row_plain;
     float *partials;         /* norm/gain gradient partial sums */

@@ -8,7 +8,7 @@
 #define WORKSPACE_BYTES (64u << 20)
 
 typedef struct {
-    int m, n, k;
+    int m, n, k, lda, ldd;
     bool trans_a, trans_b, device_alpha, accumulate;
     cudaDataType d_type, c_type;
     cublasLtMatmulDesc_t desc;
@@ -70,6 +70,8 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     p->m = a->m;
     p->n = a->n;
     p->k = a->k;
+    p->lda = a->lda;
+    p->ldd = a->ldd;
     p->trans_a = a->trans_a;
     p->trans_b = a->trans_b;
     p->device_alpha = a->alpha_device != NULL;
@@ -87,10 +89,10 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     int m = a->n, n = a->m, k = a->k;
     OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, a->trans_b ? k : m, a->trans_b ? m : k,
                                              a->trans_b ? k : m));
-    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, a->trans_a ? n : k, a->trans_a ? k : n,
-                                             a->trans_a ? n : k));
-    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lc, p->c_type, m, n, m));
-    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->ld, p->d_type, m, n, m));
+    int ld_a = a->lda ? a->lda : a->trans_a ? n : k, ld_d = a->ldd ? a->ldd : m;
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, a->trans_a ? n : k, a->trans_a ? k : n, ld_a));
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lc, p->c_type, m, n, ld_d));
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->ld, p->d_type, m, n, ld_d));
     cublasLtMatmulPreference_t pref;
     OB_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t ws = WORKSPACE_BYTES;
@@ -118,9 +120,9 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
 static plan *find_plan(ob_gemm *g, const ob_gemm_args *a) {
     for (int i = 0; i < g->num_plans; i++) {
         plan *p = &g->plans[i];
-        if (p->m == a->m && p->n == a->n && p->k == a->k && p->trans_a == a->trans_a && p->trans_b == a->trans_b &&
-            p->device_alpha == (a->alpha_device != NULL) && p->accumulate == (a->beta != 0.0f) &&
-            p->d_type == a->d_type)
+        if (p->m == a->m && p->n == a->n && p->k == a->k && p->lda == a->lda && p->ldd == a->ldd &&
+            p->trans_a == a->trans_a && p->trans_b == a->trans_b && p->device_alpha == (a->alpha_device != NULL) &&
+            p->accumulate == (a->beta != 0.0f) && p->d_type == a->d_type)
             return p;
     }
     return NULL;

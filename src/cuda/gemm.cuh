@@ -22,6 +22,7 @@ typedef struct {
     float alpha;           /* used when alpha_device is NULL */
     const float *alpha_device;
     float beta;            /* 0 or 1 */
+    int lda, ldd;          /* row strides of A as stored and of D (and C); 0: dense */
 } ob_gemm_args;
 
 ob_status ob_gemm_run(ob_gemm *g, const ob_gemm_args *args);

@@ -57,22 +57,38 @@ ob_status ob_gpu_embed_backward(float *demb, float *dpos, const float *dx, const
     return OB_OK;
 }
 
-/* One block per row: loss = lse − (1−ε)·z_y − ε·mean(z); dz = (p − ε/V − (1−ε)[v = y])·grad_scale. */
-__global__ void cross_entropy_kernel(bf16 *dlogits, float *row_loss, float *row_plain, const float *logits,
-                                     const int32_t *targets, int V, float eps, float grad_scale) {
-    const float *z = logits + (size_t)blockIdx.x * V;
-    int y = targets[blockIdx.x];
-    /* One pass for the maximum and the sum of exponentials (online softmax). */
+#define CE_THREADS 1024
+
+/* Online softmax over four values: m and s (Σ exp(z − m)) absorb them. */
+__device__ __forceinline__ void softmax_add(float &m, float &s, float4 v) {
+    float mv = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w));
+    if (mv > m) {
+        s *= __expf(m - mv); /* 0 while m is −∞ (s is 0 then) */
+        m = mv;
+    }
+    s += __expf(v.x - m) + __expf(v.y - m) + __expf(v.z - m) + __expf(v.w - m);
+}
+
+/* One block per row: loss = lse − (1−ε)·z_y − ε·mean(z); dz = (p − ε/V − (1−ε)[v = y])·grad_scale.
+ * The row is read once for the sums and once for the gradient, which (bf16)
+ * overwrites the row's first 2V bytes: step by step, every thread reads its
+ * four logits, then after a barrier writes their four gradients, whose bytes
+ * belong to logits read in this step or earlier. */
+__global__ void __launch_bounds__(CE_THREADS)
+    cross_entropy_kernel(float *logits, size_t ld, bool grad, float *row_loss, float *row_plain, const int32_t *targets,
+                         int V, float eps, float grad_scale) {
+    float *z = logits + (size_t)blockIdx.x * ld;
+    const float4 *z4 = (const float4 *)z;
+    int y = targets[blockIdx.x], V4 = V / 4;
     float m = -INFINITY, s = 0, zs = 0;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) {
-        float v = z[j];
-        if (v > m) {
-            s = s * __expf(m - v) + 1.0f;
-            m = v;
-        } else {
-            s += __expf(v - m);
-        }
-        zs += v;
+    for (int i = threadIdx.x; i < V4; i += CE_THREADS) {
+        float4 v = z4[i];
+        softmax_add(m, s, v);
+        zs += (v.x + v.y) + (v.z + v.w);
+    }
+    for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) {
+        softmax_add(m, s, make_float4(z[j], -INFINITY, -INFINITY, -INFINITY));
+        zs += z[j];
     }
     float mx = block_max(m);
     float sum = block_sum(m == -INFINITY ? 0.0f : s * __expf(m - mx));
@@ -83,32 +99,37 @@ __global__ void cross_entropy_kernel(bf16 *dlogits, float *row_loss, float *row_
         row_plain[blockIdx.x] = nll;
         row_loss[blockIdx.x] = (1.0f - eps) * nll + eps * (lse - zsum / V);
     }
-    if (!dlogits)
+    if (!grad)
         return;
-    bf16 *d = dlogits + (size_t)blockIdx.x * V;
+    __nv_bfloat162 *d2 = (__nv_bfloat162 *)z;
     float inv = 1.0f / sum, off = eps / V;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) {
-        float g = __expf(z[j] - mx) * inv - off - (j == y ? 1.0f - eps : 0.0f);
-        d[j] = __float2bfloat16(g * grad_scale);
+    auto grad_of = [&](float v, int j) {
+        return (__expf(v - mx) * inv - off - (j == y ? 1.0f - eps : 0.0f)) * grad_scale;
+    };
+    for (int base = 0; base < V4; base += CE_THREADS) {
+        int i = base + threadIdx.x;
+        float4 v = i < V4 ? z4[i] : make_float4(0, 0, 0, 0);
+        __syncthreads();
+        if (i < V4) {
+            d2[2 * i] = __floats2bfloat162_rn(grad_of(v.x, 4 * i), grad_of(v.y, 4 * i + 1));
+            d2[2 * i + 1] = __floats2bfloat162_rn(grad_of(v.z, 4 * i + 2), grad_of(v.w, 4 * i + 3));
+        }
     }
+    /* The last V mod 4 logits lie past every gradient written so far. */
+    int j = 4 * V4 + threadIdx.x;
+    float v = j < V ? z[j] : 0.0f;
+    __syncthreads();
+    if (j < V)
+        ((bf16 *)z)[j] = __float2bfloat16(grad_of(v, j));
 }
 
-ob_status ob_gpu_cross_entropy(bf16 *dlogits, float *row_loss, float *row_plain, const float *logits,
+ob_status ob_gpu_cross_entropy(float *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
                                const int32_t *targets, int n, int V, float smoothing, float grad_scale,
                                cudaStream_t s) {
-    cross_entropy_kernel<<<n, 512, 0, s>>>(dlogits, row_loss, row_plain, logits, targets, V, smoothing, grad_scale);
-    OB_LAUNCH_CHECK();
-    return OB_OK;
-}
-
-__global__ void f32_to_bf16_kernel(bf16 *out, const float *in, size_t n, float scale) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n)
-        out[i] = __float2bfloat16(in[i] * scale);
-}
-
-ob_status ob_gpu_f32_to_bf16(bf16 *out, const float *in, size_t n, float scale, cudaStream_t s) {
-    f32_to_bf16_kernel<<<ob_blocks(n, 256), 256, 0, s>>>(out, in, n, scale);
+    if (ld % 4 || (uintptr_t)logits % 16)
+        return ob_error(OB_ERR_INVALID_ARG, "cuda: cross-entropy rows must be 16-byte aligned");
+    cross_entropy_kernel<<<n, CE_THREADS, 0, s>>>(logits, ld, grad, row_loss, row_plain, targets, V, smoothing,
+                                                  grad_scale);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

@@ -3,7 +3,7 @@
 #include "cuda/kernels.cuh"
 
 #define NORM_THREADS 256
-#define DG_ROWS 64 /* rows per partial sum of a gain gradient */
+#define DG_ROWS 32 /* rows per partial sum of a gain gradient */
 
 __device__ __forceinline__ float quant_value(float x, float s, float lo, float hi) {
     return fminf(fmaxf(rintf(x * s), lo), hi) / s;
@@ -58,62 +58,143 @@ ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const
     return OB_OK;
 }
 
-/* dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·g. One warp per row; each
- * warp keeps its own column sums of dy·x̂ (the gain gradient) in a row of
- * `partials`, summed afterwards in a fixed order. */
-#define DG_WARPS 8
+/* W consecutive values (W = 4: one 16-byte access) as floats. */
+__device__ __forceinline__ void load_w(float (&v)[4], const float *p) {
+    float4 t = *(const float4 *)p;
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+}
+__device__ __forceinline__ void load_w(float (&v)[1], const float *p) { v[0] = *p; }
+__device__ __forceinline__ void load_w(float (&v)[4], const bf16 *p) {
+    uint2 t = *(const uint2 *)p;
+    float2 lo = __bfloat1622float2(*(const __nv_bfloat162 *)&t.x),
+           hi = __bfloat1622float2(*(const __nv_bfloat162 *)&t.y);
+    v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+}
+__device__ __forceinline__ void load_w(float (&v)[1], const bf16 *p) { v[0] = __bfloat162float(*p); }
+__device__ __forceinline__ void store_w(float *p, const float (&v)[4]) {
+    *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void store_w(float *p, const float (&v)[1]) { *p = v[0]; }
+__device__ __forceinline__ void store_w(bf16 *p, const float (&v)[4], float scale) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(scale * v[0], scale * v[1]);
+    __nv_bfloat162 hi = __floats2bfloat162_rn(scale * v[2], scale * v[3]);
+    *(uint2 *)p = make_uint2(*(const unsigned *)&lo, *(const unsigned *)&hi);
+}
+__device__ __forceinline__ void store_w(bf16 *p, const float (&v)[1], float scale) {
+    *p = __float2bfloat16(scale * v[0]);
+}
 
-__global__ void norm_backward_kernel(float *dx, bool accumulate, float *partials, const bf16 *dy, const float *x,
-                                     const float *g, const float *mean, const float *rstd, int n, int d,
-                                     bool layernorm) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    float *part = partials + ((size_t)blockIdx.x * DG_WARPS + warp) * d;
+/* dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·g. One warp per row, DG_ROWS
+ * rows per block, W columns per lane access; the second pass over a row reads
+ * it from L1. Each warp sums dy·x̂ (the gain gradient) over its rows in its own
+ * row of shared memory; the block adds its warps in order into its row of
+ * `partials`, which column_sum adds in a fixed order: no atomics. */
+template <int W>
+__global__ void norm_backward_kernel(float *dx, bool accumulate, bf16 *dx16, float scale16, float *partials,
+                                     const bf16 *dy, const float *x, const float *g, const float *mean,
+                                     const float *rstd, int n, int d, bool layernorm) {
+    extern __shared__ float dg_acc[]; /* [warps][d] */
+    int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *acc = dg_acc + (size_t)warp * d;
     for (int j = lane; j < d; j += 32)
-        part[j] = 0.0f;
+        acc[j] = 0.0f;
+    __syncwarp(); /* the lanes below read other lanes' zeros */
     int row_end = min(n, (int)(blockIdx.x + 1) * DG_ROWS);
-    for (int row = blockIdx.x * DG_ROWS + warp; row < row_end; row += DG_WARPS) {
+    for (int row = blockIdx.x * DG_ROWS + warp; row < row_end; row += warps) {
         const float *xr = x + (size_t)row * d;
         const bf16 *dyr = dy + (size_t)row * d;
+        float *dxr = dx + (size_t)row * d;
         float m = layernorm ? mean[row] : 0.0f, r = rstd[row];
         float s1 = 0, s2 = 0;
-        for (int j = lane; j < d; j += 32) {
-            float dxh = __bfloat162float(dyr[j]) * g[j];
-            s1 += dxh;
-            s2 += dxh * (xr[j] - m) * r;
+        for (int j = W * lane; j < d; j += 32 * W) {
+            float xv[W], dv[W], gv[W];
+            load_w(xv, xr + j);
+            load_w(dv, dyr + j);
+            load_w(gv, g + j);
+            for (int k = 0; k < W; k++) {
+                float dxh = dv[k] * gv[k];
+                s1 += dxh;
+                s2 += dxh * (xv[k] - m) * r;
+            }
         }
         s1 = warp_sum(s1);
         s2 = warp_sum(s2);
         float mean_dxh = layernorm ? s1 / d : 0.0f, mean_dxh_xh = s2 / d;
-        for (int j = lane; j < d; j += 32) {
-            float dyv = __bfloat162float(dyr[j]);
-            float xh = (xr[j] - m) * r;
-            float v = r * (dyv * g[j] - mean_dxh - xh * mean_dxh_xh);
-            size_t k = (size_t)row * d + j;
-            dx[k] = accumulate ? dx[k] + v : v;
-            part[j] += dyv * xh;
+        for (int j = W * lane; j < d; j += 32 * W) {
+            float xv[W], dv[W], gv[W], out[W], a[W];
+            load_w(xv, xr + j);
+            load_w(dv, dyr + j);
+            load_w(gv, g + j);
+            load_w(a, acc + j);
+            if (accumulate)
+                load_w(out, dxr + j);
+            for (int k = 0; k < W; k++) {
+                float xh = (xv[k] - m) * r;
+                float v = r * (dv[k] * gv[k] - mean_dxh - xh * mean_dxh_xh);
+                out[k] = accumulate ? out[k] + v : v;
+                a[k] += dv[k] * xh;
+            }
+            store_w(dxr + j, out);
+            if (dx16)
+                store_w(dx16 + (size_t)row * d + j, out, scale16);
+            store_w(acc + j, a);
         }
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float t = 0;
+        for (int w = 0; w < warps; w++)
+            t += dg_acc[w * d + j];
+        partials[(size_t)blockIdx.x * d + j] = t;
     }
 }
 
+/* dg[j] += Σ_c partials[c][j]: 32 columns per block, each of COLSUM_SPLIT
+ * threads sums a fixed strided subset of the rows, and those are added in order. */
+#define COLSUM_SPLIT 16
+
 __global__ void column_sum(float *dg, const float *partials, int chunks, int d) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= d)
-        return;
+    __shared__ float part[COLSUM_SPLIT][33];
+    int j = blockIdx.x * 32 + threadIdx.x;
     float t = 0;
-    for (int c = 0; c < chunks; c++)
+    for (int c = threadIdx.y; j < d && c < chunks; c += COLSUM_SPLIT)
         t += partials[(size_t)c * d + j];
+    part[threadIdx.y][threadIdx.x] = t;
+    __syncthreads();
+    if (threadIdx.y || j >= d)
+        return;
+    t = 0;
+    for (int y = 0; y < COLSUM_SPLIT; y++)
+        t += part[y][threadIdx.x];
     dg[j] += t;
 }
 
-size_t ob_gpu_norm_partials(int n, int d) { return (size_t)((n + DG_ROWS - 1) / DG_ROWS) * DG_WARPS * d; }
+static void column_sum_launch(float *dg, const float *partials, int chunks, int d, cudaStream_t s) {
+    column_sum<<<(d + 31) / 32, dim3(32, COLSUM_SPLIT), 0, s>>>(dg, partials, chunks, d);
+}
 
-ob_status ob_gpu_norm_backward(float *dx, bool accumulate, float *dg, float *partials, const bf16 *dy,
-                               const float *x, const float *g, const float *mean, const float *rstd, int n, int d,
-                               bool layernorm, cudaStream_t s) {
+size_t ob_gpu_norm_partials(int n, int d) { return (size_t)((n + DG_ROWS - 1) / DG_ROWS) * d; }
+
+ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float scale16, float *dg, float *partials,
+                               const bf16 *dy, const float *x, const float *g, const float *mean, const float *rstd,
+                               int n, int d, bool layernorm, cudaStream_t s) {
+    /* As many warps (up to 8) as fit their gain sums in 48 KB of shared memory. */
+    int warps = (48 << 10) / (d * (int)sizeof(float));
+    if (warps < 1)
+        return ob_error(OB_ERR_UNSUPPORTED, "cuda: norm backward of rows wider than 12288");
+    warps = warps > 8 ? 8 : warps;
     int chunks = (n + DG_ROWS - 1) / DG_ROWS;
-    norm_backward_kernel<<<chunks, DG_WARPS * 32, 0, s>>>(dx, accumulate, partials, dy, x, g, mean, rstd, n, d,
-                                                          layernorm);
-    column_sum<<<ob_blocks((size_t)d, 256), 256, 0, s>>>(dg, partials, chunks * DG_WARPS, d);
+    size_t smem = (size_t)warps * d * sizeof(float);
+    /* 16-byte accesses where every row starts aligned (gains sit at any offset of the parameters). */
+    bool vec = d % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)g % 16 == 0 && (uintptr_t)dx % 16 == 0 &&
+               (uintptr_t)dy % 8 == 0 && (uintptr_t)dx16 % 8 == 0;
+    if (vec)
+        norm_backward_kernel<4><<<chunks, warps * 32, smem, s>>>(dx, accumulate, dx16, scale16, partials, dy, x, g,
+                                                                 mean, rstd, n, d, layernorm);
+    else
+        norm_backward_kernel<1><<<chunks, warps * 32, smem, s>>>(dx, accumulate, dx16, scale16, partials, dy, x, g,
+                                                                 mean, rstd, n, d, layernorm);
+    column_sum_launch(dg, partials, chunks, d, s);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -249,7 +330,7 @@ ob_status ob_gpu_qk_backward(bf16 *dy, float *dgain, float *partials, const bf16
     qk_backward_kernel<<<chunks, QK_WARPS * 32, QK_WARPS * hd * sizeof(float), s>>>(
         dy, partials, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
     if (qk_norm)
-        column_sum<<<ob_blocks((size_t)hd, 256), 256, 0, s>>>(dgain, partials, chunks, hd);
+        column_sum_launch(dgain, partials, chunks, hd, s);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

@@ -59,11 +59,12 @@ ob_status ob_gpu_mask_clamped(ob_gpu_wquant *q, const float *w, float *grads, fl
 ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g, int n,
                               int d, float eps, bool layernorm, int act_bits, cudaStream_t s);
 /* dx (fp32, = or += when accumulate) and the gain gradient (fp32 +=) from bf16 dy;
+ * with dx16, also scale16·dx (the result) in bf16, the next product's input.
  * `partials` holds ob_gpu_norm_partials(n, d) floats. */
 size_t ob_gpu_norm_partials(int n, int d);
-ob_status ob_gpu_norm_backward(float *dx, bool accumulate, float *dg, float *partials, const bf16 *dy,
-                               const float *x, const float *g, const float *mean, const float *rstd, int n, int d,
-                               bool layernorm, cudaStream_t s);
+ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float scale16, float *dg, float *partials,
+                               const bf16 *dy, const float *x, const float *g, const float *mean, const float *rstd,
+                               int n, int d, bool layernorm, cudaStream_t s);
 /* Activation quantiser of bf16 rows (x̃ = rint(x·s)/s, per row). */
 ob_status ob_gpu_act_quant(bf16 *out, const bf16 *x, int n, int d, int bits, cudaStream_t s);
 
@@ -107,15 +108,15 @@ ob_status ob_gpu_embed_forward(float *x, const int32_t *tokens, const bf16 *emb,
 ob_status ob_gpu_embed_backward(float *demb, float *dpos, const float *dx, const int32_t *order,
                                 const int32_t *starts, const int32_t *ids, int distinct, int N, int T, int H,
                                 float factor, cudaStream_t s);
-/* Label-smoothed cross-entropy of fp32 logits rows: per-row loss (smoothed and
- * plain) and, with dlogits, bf16 gradients scaled by grad_scale. */
-ob_status ob_gpu_cross_entropy(bf16 *dlogits, float *row_loss, float *row_plain, const float *logits,
-                               const int32_t *targets, int n, int V, float smoothing, float grad_scale,
-                               cudaStream_t s);
+/* Label-smoothed cross-entropy of fp32 logits rows (row stride ld, a multiple
+ * of 4; 16-byte aligned): per-row loss (smoothed and plain) and, with grad, the
+ * bf16 gradients scaled by grad_scale, written in place: row r's gradient is
+ * the first V bf16 of its logits row, so the gradient rows have stride 2·ld. */
+ob_status ob_gpu_cross_entropy(float *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
+                               const int32_t *targets, int n, int V, float smoothing, float grad_scale, cudaStream_t s);
 
 /* ---- element-wise helpers --------------------------------------------------- */
 
-ob_status ob_gpu_f32_to_bf16(bf16 *out, const float *in, size_t n, float scale, cudaStream_t s);
 ob_status ob_gpu_bf16_to_f32(float *out, const bf16 *in, size_t n, cudaStream_t s);
 /* out = a + scale·b (fp32 = fp32 + bf16). */
 ob_status ob_gpu_residual(float *out, const float *a, const bf16 *b, float scale, size_t n, cudaStream_t s);

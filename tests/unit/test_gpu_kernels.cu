@@ -90,6 +90,12 @@ static void expect_close(const char *what, const std::vector<float> &gpu, const 
 
 #define OK(call) assert_ok(call)
 
+/* Bit-identical repeats: the trainer promises run-to-run exactness. */
+static void expect_same(const char *what, const std::vector<float> &a, const std::vector<float> &b) {
+    if (a.size() != b.size() || memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0)
+        fail_msg("%s differs between two runs on the same inputs", what);
+}
+
 static void test_gemm(void **state) {
     (void)state;
     ob_gemm *g;
@@ -135,12 +141,39 @@ static void test_norms(void **state) {
         expect_close("norm rstd", host_f(rstd, n), rr, 1e-5);
         std::vector<float> rdx((size_t)n * d), rdg(d, 0.0f);
         ob_cpu_norm_backward(rdx.data(), rdg.data(), dy.data(), x.data(), g.data(), rm.data(), rr.data(), n, d, ln);
-        float *ddx = dev<float>((size_t)n * d), *ddg = dev_f(std::vector<float>(d, 0.0f));
         float *partials = dev<float>(ob_gpu_norm_partials(n, d));
         bf16 *ddy = dev_b(dy);
-        OK(ob_gpu_norm_backward(ddx, false, ddg, partials, ddy, dx_, dg_, mean, rstd, n, d, ln, 0));
-        expect_close("norm backward dx", host_f(ddx, rdx.size()), rdx, 1e-4);
-        expect_close("norm backward dgain", host_f(ddg, d), rdg, 1e-4);
+        /* 16-byte rows, then gains at an odd offset (the scalar path), then
+         * accumulating into a random dx with its bf16 copy; each twice, bit for bit. */
+        float *g_odd = dev<float>(d + 1) + 1;
+        cudaMemcpy(g_odd, g.data(), d * sizeof(float), cudaMemcpyHostToDevice);
+        auto dx0 = randv((size_t)n * d, 1);
+        std::vector<float> rdx_acc(rdx.size()), rdx16(rdx.size());
+        for (size_t i = 0; i < rdx.size(); i++) {
+            rdx_acc[i] = dx0[i] + rdx[i];
+            rdx16[i] = 0.7f * rdx_acc[i];
+        }
+        for (int variant = 0; variant < 3; variant++) {
+            std::vector<float> first_dx, first_dg;
+            for (int rep = 0; rep < 2; rep++) {
+                float *ddx = variant == 2 ? dev_f(dx0) : dev<float>((size_t)n * d);
+                float *ddg = dev_f(std::vector<float>(d, 0.0f));
+                bf16 *dx16 = variant == 2 ? dev<bf16>((size_t)n * d) : NULL;
+                OK(ob_gpu_norm_backward(ddx, variant == 2, dx16, 0.7f, ddg, partials, ddy, dx_,
+                                        variant == 1 ? g_odd : dg_, mean, rstd, n, d, ln, 0));
+                if (dx16 && rep == 0)
+                    expect_close("norm backward bf16 copy", host_b(dx16, rdx16.size()), rdx16, BF16_TOL);
+                auto hdx = host_f(ddx, rdx.size()), hdg = host_f(ddg, d);
+                if (rep == 0) {
+                    expect_close("norm backward dx", hdx, variant == 2 ? rdx_acc : rdx, 1e-4);
+                    expect_close("norm backward dgain", hdg, rdg, 1e-4);
+                    first_dx = hdx, first_dg = hdg;
+                } else {
+                    expect_same("norm backward dx", hdx, first_dx);
+                    expect_same("norm backward dgain", hdg, first_dg);
+                }
+            }
+        }
     }
 }
 
@@ -164,12 +197,6 @@ static void test_qk_norm_rope(void **state) {
     ob_cpu_norm_backward(rdx.data(), rdg.data(), rdy.data(), x.data(), g.data(), NULL, rr.data(), rows, hd, false);
     expect_close("qk-norm + rope backward dx", host_b(ddy, rdx.size()), rdx, BF16_TOL);
     expect_close("qk-norm backward dgain", host_f(dgain, hd), rdg, BF16_TOL);
-}
-
-/* Bit-identical repeats: the trainer promises run-to-run exactness. */
-static void expect_same(const char *what, const std::vector<float> &a, const std::vector<float> &b) {
-    if (a.size() != b.size() || memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0)
-        fail_msg("%s differs between two runs on the same inputs", what);
 }
 
 /* amp scales q and k: amp 2 gives scores of standard deviation 4, peaked
@@ -260,29 +287,51 @@ static void test_ffn(void **state) {
     }
 }
 
-static void test_cross_entropy(void **state) {
-    (void)state;
-    int n = 45, V = 3001;
+/* The gradient overwrites the logits in place (bf16 rows of stride 2·ld):
+ * V = 3001 leaves a tail of one logit past the last 16-byte group. */
+static void check_cross_entropy(int n, int V) {
+    size_t ld = ((size_t)V + 3) / 4 * 4;
     auto z = randv((size_t)n * V, 3);
     std::vector<int32_t> t(n);
     for (auto &y : t)
         y = (int32_t)ob_rng_below(&rng, (uint64_t)V);
-    float *dz = dev_f(z), *loss = dev<float>(n), *plain = dev<float>(n);
     int32_t *dt;
     cudaMalloc(&dt, n * sizeof(int32_t));
     cudaMemcpy(dt, t.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice);
-    bf16 *dl = dev<bf16>((size_t)n * V);
-    OK(ob_gpu_cross_entropy(dl, loss, plain, dz, dt, n, V, 0.1f, 0.5f, 0));
     std::vector<float> rz = z;
     double rp = 0;
     double rl = ob_cpu_cross_entropy(rz.data(), t.data(), n, V, 0.1f, 0.5f, true, &rp);
-    auto gl = host_f(loss, n), gp = host_f(plain, n);
-    double sl = 0, sp = 0;
-    for (int i = 0; i < n; i++)
-        sl += gl[i], sp += gp[i];
-    assert_true(fabs(sl - rl) < 1e-4 * fabs(rl));
-    assert_true(fabs(sp - rp) < 1e-4 * fabs(rp));
-    expect_close("cross-entropy gradient", host_b(dl, rz.size()), rz, BF16_TOL);
+    std::vector<float> first;
+    for (int rep = 0; rep < 2; rep++) {
+        float *dz = dev<float>((size_t)n * ld), *loss = dev<float>(n), *plain = dev<float>(n);
+        cudaMemcpy2D(dz, ld * sizeof(float), z.data(), V * sizeof(float), V * sizeof(float), n, cudaMemcpyHostToDevice);
+        OK(ob_gpu_cross_entropy(dz, ld, true, loss, plain, dt, n, V, 0.1f, 0.5f, 0));
+        auto gl = host_f(loss, n), gp = host_f(plain, n);
+        double sl = 0, sp = 0;
+        for (int i = 0; i < n; i++)
+            sl += gl[i], sp += gp[i];
+        assert_true(fabs(sl - rl) < 1e-4 * fabs(rl));
+        assert_true(fabs(sp - rp) < 1e-4 * fabs(rp));
+        std::vector<bf16> raw((size_t)n * V);
+        cudaMemcpy2D(raw.data(), V * sizeof(bf16), dz, 2 * ld * sizeof(bf16), V * sizeof(bf16), n,
+                     cudaMemcpyDeviceToHost);
+        std::vector<float> grad(raw.size());
+        for (size_t i = 0; i < raw.size(); i++)
+            grad[i] = __bfloat162float(raw[i]);
+        if (rep == 0)
+            expect_close("cross-entropy gradient", grad, rz, BF16_TOL);
+        else
+            expect_same("cross-entropy gradient", grad, first);
+        first = grad;
+        cudaFree(dz);
+    }
+    cudaFree(dt);
+}
+
+static void test_cross_entropy(void **state) {
+    (void)state;
+    check_cross_entropy(45, 3001);
+    check_cross_entropy(7, 4100);
 }
 
 static void check_weight_quant(ob_quant_mode mode, bool dynamic, bool soft) {
