@@ -177,26 +177,56 @@ static void test_norms(void **state) {
     }
 }
 
-static void test_qk_norm_rope(void **state) {
-    (void)state;
-    int B = 2, T = 37, heads = 3, hd = 16, rows = B * T * heads;
+/* Head sizes whose hd/8 divides 32 take the 16-byte kernels, others (12) the
+ * warp-per-vector ones; 900 vectors span four blocks of the backward. */
+static void check_qk(int B, int T, int heads, int hd, bool qk_norm, bool rope) {
+    int rows = B * T * heads;
     auto x = rounded(randv((size_t)rows * hd, 1)), g = randv(hd, 1), dy = rounded(randv((size_t)rows * hd, 1));
     std::vector<float> cs((size_t)T * hd / 2), sn((size_t)T * hd / 2);
     ob_cpu_rope_table(cs.data(), sn.data(), T, hd, 10000.0);
-    bf16 *dx_ = dev_b(x), *pre = dev<bf16>(x.size()), *ddy = dev_b(dy);
-    float *rstd = dev<float>(rows), *dg = dev_f(g), *dcs = dev_f(cs), *dsn = dev_f(sn);
-    float *dgain = dev_f(std::vector<float>(hd, 0.0f)), *partials = dev<float>((size_t)(rows / 256 + 1) * hd);
-    OK(ob_gpu_qk_forward(dx_, pre, rstd, dg, dcs, dsn, B, T, heads, hd, 1e-5f, true, true, 0));
-    std::vector<float> ry(x.size()), rr(rows);
-    ob_cpu_norm_forward(ry.data(), NULL, rr.data(), x.data(), g.data(), rows, hd, 1e-5f, false);
-    ob_cpu_rope(ry.data(), cs.data(), sn.data(), B, T, heads, hd, false);
-    expect_close("qk-norm + rope forward", host_b(dx_, ry.size()), ry, BF16_TOL);
-    OK(ob_gpu_qk_backward(ddy, dgain, partials, pre, rstd, dg, dcs, dsn, B, T, heads, hd, true, true, 0));
-    std::vector<float> rdy = dy, rdx(x.size()), rdg(hd, 0.0f);
-    ob_cpu_rope(rdy.data(), cs.data(), sn.data(), B, T, heads, hd, true);
-    ob_cpu_norm_backward(rdx.data(), rdg.data(), rdy.data(), x.data(), g.data(), NULL, rr.data(), rows, hd, false);
-    expect_close("qk-norm + rope backward dx", host_b(ddy, rdx.size()), rdx, BF16_TOL);
-    expect_close("qk-norm backward dgain", host_f(dgain, hd), rdg, BF16_TOL);
+    std::vector<float> ry = x, rr(rows), rdy = dy, rdx, rdg(hd, 0.0f);
+    if (qk_norm)
+        ob_cpu_norm_forward(ry.data(), NULL, rr.data(), x.data(), g.data(), rows, hd, 1e-5f, false);
+    if (rope) {
+        ob_cpu_rope(ry.data(), cs.data(), sn.data(), B, T, heads, hd, false);
+        ob_cpu_rope(rdy.data(), cs.data(), sn.data(), B, T, heads, hd, true);
+    }
+    rdx = rdy;
+    if (qk_norm)
+        ob_cpu_norm_backward(rdx.data(), rdg.data(), rdy.data(), x.data(), g.data(), NULL, rr.data(), rows, hd, false);
+    float *dg = dev_f(g), *dcs = dev_f(cs), *dsn = dev_f(sn);
+    float *partials = dev<float>((size_t)(rows / 256 + 1) * hd);
+    std::vector<float> first_y, first_dx, first_dg;
+    for (int rep = 0; rep < 2; rep++) {
+        bf16 *dx_ = dev_b(x), *pre = dev<bf16>(x.size()), *ddy = dev_b(dy);
+        float *rstd = dev<float>(rows), *dgain = dev_f(std::vector<float>(hd, 0.0f));
+        OK(ob_gpu_qk_forward(dx_, pre, rstd, dg, dcs, dsn, B, T, heads, hd, 1e-5f, qk_norm, rope, 0));
+        auto y = host_b(dx_, ry.size());
+        OK(ob_gpu_qk_backward(ddy, dgain, partials, pre, rstd, dg, dcs, dsn, B, T, heads, hd, qk_norm, rope, 0));
+        auto dx = host_b(ddy, rdx.size()), dgv = host_f(dgain, hd);
+        if (rep == 0) {
+            print_message("  hd %d, qk-norm %d, rope %d\n", hd, qk_norm, rope);
+            expect_close("qk-norm + rope forward", y, ry, BF16_TOL);
+            expect_close("qk-norm + rope backward dx", dx, rdx, BF16_TOL);
+            if (qk_norm)
+                expect_close("qk-norm backward dgain", dgv, rdg, BF16_TOL);
+            first_y = y, first_dx = dx, first_dg = dgv;
+        } else {
+            expect_same("qk-norm + rope forward", y, first_y);
+            expect_same("qk-norm + rope backward dx", dx, first_dx);
+            expect_same("qk-norm backward dgain", dgv, first_dg);
+        }
+    }
+}
+
+static void test_qk_norm_rope(void **state) {
+    (void)state;
+    check_qk(2, 37, 3, 16, true, true);
+    check_qk(2, 150, 3, 64, true, true);
+    check_qk(2, 150, 3, 64, false, true);
+    check_qk(2, 150, 3, 64, true, false);
+    check_qk(1, 150, 6, 128, true, true);
+    check_qk(2, 37, 3, 12, true, true);
 }
 
 /* amp scales q and k: amp 2 gives scores of standard deviation 4, peaked
