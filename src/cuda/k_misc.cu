@@ -70,19 +70,24 @@ __device__ __forceinline__ void softmax_add(float &m, float &s, float4 v) {
 }
 
 /* One block per row: loss = lse − (1−ε)·z_y − ε·mean(z); dz = (p − ε/V − (1−ε)[v = y])·grad_scale.
- * The row is read once for the sums and once for the gradient, which (bf16)
- * overwrites the row's first 2V bytes: step by step, every thread reads its
- * four logits, then after a barrier writes their four gradients, whose bytes
- * belong to logits read in this step or earlier. */
+ * The row is read from device memory once when it fits in shared memory
+ * (`staged`), else twice. The gradient (bf16) overwrites the row's first 2V
+ * bytes: step by step, every thread reads its four logits, then after a
+ * barrier writes their four gradients, whose bytes belong to logits read in
+ * this step or earlier. */
 __global__ void __launch_bounds__(CE_THREADS)
-    cross_entropy_kernel(float *logits, size_t ld, bool grad, float *row_loss, float *row_plain, const int32_t *targets,
-                         int V, float eps, float grad_scale) {
+    cross_entropy_kernel(float *logits, size_t ld, bool grad, bool staged, float *row_loss, float *row_plain,
+                         const int32_t *targets, int V, float eps, float grad_scale) {
+    extern __shared__ float4 row_s[]; /* [V / 4] when staged */
     float *z = logits + (size_t)blockIdx.x * ld;
     const float4 *z4 = (const float4 *)z;
     int y = targets[blockIdx.x], V4 = V / 4;
     float m = -INFINITY, s = 0, zs = 0;
+#pragma unroll 4
     for (int i = threadIdx.x; i < V4; i += CE_THREADS) {
         float4 v = z4[i];
+        if (staged)
+            row_s[i] = v;
         softmax_add(m, s, v);
         zs += (v.x + v.y) + (v.z + v.w);
     }
@@ -106,9 +111,10 @@ __global__ void __launch_bounds__(CE_THREADS)
     auto grad_of = [&](float v, int j) {
         return (__expf(v - mx) * inv - off - (j == y ? 1.0f - eps : 0.0f)) * grad_scale;
     };
+    const float4 *src = staged ? row_s : z4;
     for (int base = 0; base < V4; base += CE_THREADS) {
         int i = base + threadIdx.x;
-        float4 v = i < V4 ? z4[i] : make_float4(0, 0, 0, 0);
+        float4 v = i < V4 ? src[i] : make_float4(0, 0, 0, 0);
         __syncthreads();
         if (i < V4) {
             d2[2 * i] = __floats2bfloat162_rn(grad_of(v.x, 4 * i), grad_of(v.y, 4 * i + 1));
@@ -128,8 +134,16 @@ ob_status ob_gpu_cross_entropy(float *logits, size_t ld, bool grad, float *row_l
                                cudaStream_t s) {
     if (ld % 4 || (uintptr_t)logits % 16)
         return ob_error(OB_ERR_INVALID_ARG, "cuda: cross-entropy rows must be 16-byte aligned");
-    cross_entropy_kernel<<<n, CE_THREADS, 0, s>>>(logits, ld, grad, row_loss, row_plain, targets, V, smoothing,
-                                                  grad_scale);
+    /* Staged: one block an SM, so unrolled loads keep enough bytes in flight. */
+    int device, most;
+    OB_CUDA_TRY(cudaGetDevice(&device));
+    OB_CUDA_TRY(cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    size_t bytes = (size_t)(V / 4) * sizeof(float4);
+    bool staged = grad && bytes + 1024 <= (size_t)most;
+    if (staged)
+        OB_CUDA_TRY(cudaFuncSetAttribute(cross_entropy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    cross_entropy_kernel<<<n, CE_THREADS, staged ? bytes : 0, s>>>(logits, ld, grad, staged, row_loss, row_plain,
+                                                                   targets, V, smoothing, grad_scale);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -205,35 +219,69 @@ ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bo
     return OB_OK;
 }
 
-/* Segments are walked by blocks of a fixed size: blockIdx.y picks the segment. */
-__global__ void adamw_kernel(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, float lr,
-                             float beta1, float beta2, float eps, float wd, float bc1, float bc2_sqrt,
-                             float grad_scale, float clamp) {
-    ob_gpu_param_seg seg = segs[blockIdx.y];
-    float decay = seg.decay ? 1.0f - lr * wd : 1.0f, step_size = lr / bc1;
-    for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < seg.numel;
-         k += (int64_t)gridDim.x * blockDim.x) {
-        int64_t i = seg.offset + k;
-        float gk = g[i] * grad_scale;
-        float wk = w[i] * decay;
-        float mk = beta1 * m[i] + (1.0f - beta1) * gk;
-        float vk = beta2 * v[i] + (1.0f - beta2) * gk * gk;
-        wk -= step_size * mk / (sqrtf(vk) / bc2_sqrt + eps);
-        if (seg.clamp)
-            wk = fminf(fmaxf(wk, -clamp), clamp);
-        m[i] = mk;
-        v[i] = vk;
-        w[i] = wk;
+typedef struct {
+    float lr, beta1, beta2, eps, bc1, bc2_sqrt, grad_scale, clamp;
+} adamw_consts;
+
+__device__ __forceinline__ void adamw_update(float &w, float g, float &m, float &v, float decay, bool clamp,
+                                             const adamw_consts &c) {
+    float gk = g * c.grad_scale;
+    float wk = w * decay;
+    float mk = c.beta1 * m + (1.0f - c.beta1) * gk;
+    float vk = c.beta2 * v + (1.0f - c.beta2) * gk * gk;
+    wk -= c.lr / c.bc1 * mk / (sqrtf(vk) / c.bc2_sqrt + c.eps);
+    if (clamp)
+        wk = fminf(fmaxf(wk, -c.clamp), c.clamp);
+    m = mk;
+    v = vk;
+    w = wk;
+}
+
+/* Four consecutive floats a thread over [0, total), so every segment gets
+ * threads in proportion to its size (the largest, the embedding, held a fixed
+ * 64 blocks before); a binary search over the ascending offsets finds the
+ * segment. Floats in the gaps between segments are left alone. */
+__global__ void adamw_kernel(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, int num_segs,
+                             int64_t total, float wd, adamw_consts c) {
+    int64_t i = 4 * ((int64_t)blockIdx.x * blockDim.x + threadIdx.x);
+    if (i >= total)
+        return;
+    int lo = 0, hi = num_segs - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (segs[mid].offset <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    ob_gpu_param_seg seg = segs[lo];
+    int64_t end = seg.offset + seg.numel;
+    if (i < seg.offset || i >= end)
+        return;
+    float decay = seg.decay ? 1.0f - c.lr * wd : 1.0f;
+    if (i + 4 <= end) {
+        float4 wv = *(float4 *)(w + i), gv = *(const float4 *)(g + i);
+        float4 mv = *(float4 *)(m + i), vv = *(float4 *)(v + i);
+        adamw_update(wv.x, gv.x, mv.x, vv.x, decay, seg.clamp, c);
+        adamw_update(wv.y, gv.y, mv.y, vv.y, decay, seg.clamp, c);
+        adamw_update(wv.z, gv.z, mv.z, vv.z, decay, seg.clamp, c);
+        adamw_update(wv.w, gv.w, mv.w, vv.w, decay, seg.clamp, c);
+        *(float4 *)(w + i) = wv;
+        *(float4 *)(m + i) = mv;
+        *(float4 *)(v + i) = vv;
+    } else {
+        for (int64_t k = i; k < end; k++)
+            adamw_update(w[k], g[k], m[k], v[k], decay, seg.clamp, c);
     }
 }
 
 ob_status ob_gpu_adamw(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, int num_segs,
                        int64_t total, float lr, float beta1, float beta2, float eps, float weight_decay,
                        int64_t step, float grad_scale, float clamp, cudaStream_t s) {
-    (void)total;
-    float bc1 = 1.0f - powf(beta1, (float)step), bc2_sqrt = sqrtf(1.0f - powf(beta2, (float)step));
-    adamw_kernel<<<dim3(64, num_segs), 256, 0, s>>>(w, g, m, v, segs, lr, beta1, beta2, eps, weight_decay, bc1,
-                                                    bc2_sqrt, grad_scale, clamp);
+    adamw_consts c = {lr, beta1, beta2, eps, 1.0f - powf(beta1, (float)step), sqrtf(1.0f - powf(beta2, (float)step)),
+                      grad_scale, clamp};
+    int64_t threads = (total + 3) / 4;
+    adamw_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, s>>>(w, g, m, v, segs, num_segs, total, weight_decay, c);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

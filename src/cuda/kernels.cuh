@@ -132,8 +132,9 @@ typedef struct {
     int decay, clamp;
 } ob_gpu_param_seg;
 
-/* One AdamW step over every parameter segment; g is multiplied by grad_scale
- * (clipping) first; the latent clamp follows on segments with clamp set. */
+/* One AdamW step over every parameter segment (offsets ascending, multiples of
+ * 4, within [0, total)); g is multiplied by grad_scale (clipping) first; the
+ * latent clamp follows on segments with clamp set. */
 ob_status ob_gpu_adamw(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, int num_segs,
                        int64_t total, float lr, float beta1, float beta2, float eps, float weight_decay,
                        int64_t step, float grad_scale, float clamp, cudaStream_t s);
