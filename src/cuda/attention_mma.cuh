@@ -85,6 +85,45 @@ __device__ __forceinline__ void acc_to_a(uint32_t a[4], const float c0[4], const
     a[3] = pack_bf16(c1[2], c1[3]);
 }
 
+/* acc += A·Bᵀ over HD columns: A the warp's 16 rows from a_row of tile ta, B
+ * the NT·8 rows of tile tb, both stored [row][HD] (S = Q·Kᵀ, dP = dO·Vᵀ). */
+template <int HD, int LD, int NT>
+__device__ __forceinline__ void mma_tile_tile(float (&acc)[NT][4], const bf16 *ta, int a_row, const bf16 *tb,
+                                              int lane) {
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        uint32_t a[4];
+        load_a<LD>(a, ta, a_row, kk * 16, lane);
+#pragma unroll
+        for (int j = 0; j < NT / 2; j++) {
+            uint32_t b[4];
+            load_b_nk<LD>(b, tb, j * 16, kk * 16, lane);
+            mma_bf16(acc[2 * j], a, b[0], b[1]);
+            mma_bf16(acc[2 * j + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* acc += P·B: P the warp's 16 × NT·8 accumulators of an earlier product
+ * (probabilities or their gradients), B the NT·8 rows of tile tb, stored
+ * [row][HD] (O = P·V, dQ = dS·K, dV = Pᵀ·dO, dK = dSᵀ·Q). */
+template <int HD, int LD, int NT>
+__device__ __forceinline__ void mma_regs_tile(float (&acc)[HD / 8][4], const float (&p)[NT][4], const bf16 *tb,
+                                              int lane) {
+#pragma unroll
+    for (int kk = 0; kk < NT / 2; kk++) {
+        uint32_t a[4];
+        acc_to_a(a, p[2 * kk], p[2 * kk + 1]);
+#pragma unroll
+        for (int j = 0; j < HD / 16; j++) {
+            uint32_t b[4];
+            load_b_kn<LD>(b, tb, kk * 16, j * 16, lane);
+            mma_bf16(acc[2 * j], a, b[0], b[1]);
+            mma_bf16(acc[2 * j + 1], a, b[2], b[3]);
+        }
+    }
+}
+
 /* 2^x on the special-function unit; 2^-inf = 0 (masked scores). */
 __device__ __forceinline__ float exp2_fast(float x) {
     float y;

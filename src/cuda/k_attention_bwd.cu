@@ -90,22 +90,8 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *
         if (q0 + BQ - 1 >= kr0) { /* else every query of the step is before every key of the warp */
             /* Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for the warp's 16 keys. */
             float s[NT][4] = {}, dp[NT][4] = {};
-#pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                uint32_t ka[4], va[4];
-                load_a<LD>(ka, sk, warp * 16, kk * 16, lane);
-                load_a<LD>(va, sv, warp * 16, kk * 16, lane);
-#pragma unroll
-                for (int j = 0; j < NT / 2; j++) {
-                    uint32_t bq[4], bo[4];
-                    load_b_nk<LD>(bq, tq, j * 16, kk * 16, lane);
-                    load_b_nk<LD>(bo, tdo, j * 16, kk * 16, lane);
-                    mma_bf16(s[2 * j], ka, bq[0], bq[1]);
-                    mma_bf16(s[2 * j + 1], ka, bq[2], bq[3]);
-                    mma_bf16(dp[2 * j], va, bo[0], bo[1]);
-                    mma_bf16(dp[2 * j + 1], va, bo[2], bo[3]);
-                }
-            }
+            mma_tile_tile<HD, LD, NT>(s, sk, warp * 16, tq, lane);
+            mma_tile_tile<HD, LD, NT>(dp, sv, warp * 16, tdo, lane);
             /* Masked: queries before the key (causal) and past T (padding). */
             bool edge = q0 < kr0 + 15 || q0 + BQ > T;
 #pragma unroll
@@ -119,22 +105,8 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *
                     dp[j][e] = p * (dp[j][e] - td[col]);
                 }
             /* dV += Pᵀ·dO and dK += dSᵀ·Q over the step's queries. */
-#pragma unroll
-            for (int kk = 0; kk < NT / 2; kk++) {
-                uint32_t pa[4], da[4];
-                acc_to_a(pa, s[2 * kk], s[2 * kk + 1]);
-                acc_to_a(da, dp[2 * kk], dp[2 * kk + 1]);
-#pragma unroll
-                for (int j = 0; j < HD / 16; j++) {
-                    uint32_t bo[4], bq[4];
-                    load_b_kn<LD>(bo, tdo, kk * 16, j * 16, lane);
-                    load_b_kn<LD>(bq, tq, kk * 16, j * 16, lane);
-                    mma_bf16(dva[2 * j], pa, bo[0], bo[1]);
-                    mma_bf16(dva[2 * j + 1], pa, bo[2], bo[3]);
-                    mma_bf16(dka[2 * j], da, bq[0], bq[1]);
-                    mma_bf16(dka[2 * j + 1], da, bq[2], bq[3]);
-                }
-            }
+            mma_regs_tile<HD, LD, NT>(dva, s, tdo, lane);
+            mma_regs_tile<HD, LD, NT>(dka, dp, tq, lane);
         }
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
@@ -207,22 +179,8 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
         if (k0 <= r0 + 15) { /* else every key of the tile is after every row of the warp */
             /* S = Q·Kᵀ and dP = dO·Vᵀ for the warp's 16 rows. */
             float s[NT][4] = {}, dp[NT][4] = {};
-#pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                uint32_t qa[4], oa[4];
-                load_a<LD>(qa, sq, warp * 16, kk * 16, lane);
-                load_a<LD>(oa, sdo, warp * 16, kk * 16, lane);
-#pragma unroll
-                for (int j = 0; j < NT / 2; j++) {
-                    uint32_t bk[4], bv[4];
-                    load_b_nk<LD>(bk, tk, j * 16, kk * 16, lane);
-                    load_b_nk<LD>(bv, tv, j * 16, kk * 16, lane);
-                    mma_bf16(s[2 * j], qa, bk[0], bk[1]);
-                    mma_bf16(s[2 * j + 1], qa, bk[2], bk[3]);
-                    mma_bf16(dp[2 * j], oa, bv[0], bv[1]);
-                    mma_bf16(dp[2 * j + 1], oa, bv[2], bv[3]);
-                }
-            }
+            mma_tile_tile<HD, LD, NT>(s, sq, warp * 16, tk, lane);
+            mma_tile_tile<HD, LD, NT>(dp, sdo, warp * 16, tv, lane);
             bool diag = k0 + DQ_BN - 1 > r0; /* the tile crosses the warp's diagonal */
 #pragma unroll
             for (int j = 0; j < NT; j++)
@@ -233,18 +191,7 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
                     s[j][e] = p * (dp[j][e] - rd[i]); /* dS */
                 }
             /* dQ += dS·K. */
-#pragma unroll
-            for (int kk = 0; kk < NT / 2; kk++) {
-                uint32_t da[4];
-                acc_to_a(da, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-                for (int j = 0; j < HD / 16; j++) {
-                    uint32_t bk[4];
-                    load_b_kn<LD>(bk, tk, kk * 16, j * 16, lane);
-                    mma_bf16(acc[2 * j], da, bk[0], bk[1]);
-                    mma_bf16(acc[2 * j + 1], da, bk[2], bk[3]);
-                }
-            }
+            mma_regs_tile<HD, LD, NT>(acc, s, tk, lane);
         }
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }

@@ -50,18 +50,7 @@ __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *ls
         const bf16 *tk = sk + stage * FWD_BN * LD, *tv = sv + stage * FWD_BN * LD;
         if (k0 <= r0 + 15) { /* else every key of the tile is after every row of the warp */
             float s[NT][4] = {};
-#pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                uint32_t a[4];
-                load_a<LD>(a, sq, warp * 16, kk * 16, lane);
-#pragma unroll
-                for (int j = 0; j < NT / 2; j++) {
-                    uint32_t bk[4];
-                    load_b_nk<LD>(bk, tk, j * 16, kk * 16, lane);
-                    mma_bf16(s[2 * j], a, bk[0], bk[1]);
-                    mma_bf16(s[2 * j + 1], a, bk[2], bk[3]);
-                }
-            }
+            mma_tile_tile<HD, LD, NT>(s, sq, warp * 16, tk, lane);
             if (k0 + FWD_BN - 1 > r0) /* the tile crosses the warp's diagonal */
 #pragma unroll
                 for (int j = 0; j < NT; j++)
@@ -94,18 +83,7 @@ __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *ls
                     acc[n][2 * i + 1] *= corr;
                 }
             }
-#pragma unroll
-            for (int kk = 0; kk < NT / 2; kk++) {
-                uint32_t a[4];
-                acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-                for (int j = 0; j < HD / 16; j++) {
-                    uint32_t bv[4];
-                    load_b_kn<LD>(bv, tv, kk * 16, j * 16, lane);
-                    mma_bf16(acc[2 * j], a, bv[0], bv[1]);
-                    mma_bf16(acc[2 * j + 1], a, bv[2], bv[3]);
-                }
-            }
+            mma_regs_tile<HD, LD, NT>(acc, s, tv, lane);
         }
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
