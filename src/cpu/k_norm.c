@@ -2,30 +2,34 @@
  * accumulated in double so that the float build stays close to the reference. */
 #include "cpu/kernels.h"
 
+real OB_R(ob_cpu_norm_row)(real *y, const real *x, const real *g, int d, real eps, bool layernorm, real *mean) {
+    double m = 0;
+    if (layernorm) {
+        for (int j = 0; j < d; j++)
+            m += x[j];
+        m /= d;
+    }
+    double ss = 0;
+    for (int j = 0; j < d; j++) {
+        double c = x[j] - m;
+        ss += c * c;
+    }
+    real r = (real)(1.0 / sqrt(ss / d + (double)eps));
+    real mr = (real)m;
+    for (int j = 0; j < d; j++)
+        y[j] = (x[j] - mr) * r * g[j];
+    *mean = mr;
+    return r;
+}
+
 void OB_R(ob_cpu_norm_forward)(real *y, real *mean, real *rstd, const real *x, const real *g, int n, int d, real eps,
                                bool layernorm) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
-        const real *xi = x + (size_t)i * d;
-        real *yi = y + (size_t)i * d;
-        double m = 0;
-        if (layernorm) {
-            for (int j = 0; j < d; j++)
-                m += xi[j];
-            m /= d;
-        }
-        double ss = 0;
-        for (int j = 0; j < d; j++) {
-            double c = xi[j] - m;
-            ss += c * c;
-        }
-        real r = (real)(1.0 / sqrt(ss / d + (double)eps));
-        real mr = (real)m;
-        for (int j = 0; j < d; j++)
-            yi[j] = (xi[j] - mr) * r * g[j];
+        real mr;
+        rstd[i] = OB_R(ob_cpu_norm_row)(y + (size_t)i * d, x + (size_t)i * d, g, d, eps, layernorm, &mr);
         if (layernorm)
             mean[i] = mr;
-        rstd[i] = r;
     }
 }
 

@@ -25,6 +25,9 @@ void OB_R(ob_cpu_matmul_dytx)(real *dw, const real *dy, const real *x, int n, in
 void OB_R(ob_cpu_gemm)(bool ta, bool tb, int m, int n, int k, real alpha, const real *a, int lda, const real *b,
                        int ldb, real beta, real *c, int ldc);
 
+/* One row of the norm below (y may be x): returns rstd, and the mean in *mean
+ * (0 for RMSNorm). The inference runtime calls it to normalise as training does. */
+real OB_R(ob_cpu_norm_row)(real *y, const real *x, const real *g, int d, real eps, bool layernorm, real *mean);
 /* RMSNorm (layernorm = false) or bias-free LayerNorm; saves rstd per row, and the
  * mean for LayerNorm (`mean` may be NULL for RMSNorm). */
 void OB_R(ob_cpu_norm_forward)(real *y, real *mean, real *rstd, const real *x, const real *g, int n, int d, real eps,

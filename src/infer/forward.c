@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/kernels.h"
 #include "infer/session.h"
 #include "onebit_math.h"
 
@@ -121,27 +122,11 @@ float ob_infer_debug_min_margin(const ob_infer *s) { return s->min_margin; }
 
 /* ---- the pieces of a layer ---------------------------------------------------------- */
 
-/* RMSNorm or bias-free LayerNorm of n rows, as the training kernel computes it. */
+/* RMSNorm or bias-free LayerNorm of n rows, with the training kernel's row. */
 static void norm_rows(float *y, const float *x, const float *g, int n, int d, float eps, bool layernorm) {
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * d;
-        float *yi = y + (size_t)i * d;
-        double m = 0;
-        if (layernorm) {
-            for (int j = 0; j < d; j++)
-                m += xi[j];
-            m /= d;
-        }
-        double ss = 0;
-        for (int j = 0; j < d; j++) {
-            double cj = xi[j] - m;
-            ss += cj * cj;
-        }
-        float r = (float)(1.0 / sqrt(ss / d + (double)eps));
-        float mr = (float)m;
-        for (int j = 0; j < d; j++)
-            yi[j] = (xi[j] - mr) * r * g[j];
-    }
+    float mean;
+    for (int i = 0; i < n; i++)
+        ob_cpu_norm_row(y + (size_t)i * d, x + (size_t)i * d, g, d, eps, layernorm, &mean);
 }
 
 static void rope_rows(const ob_infer *s, float *x, int n, int heads) {
