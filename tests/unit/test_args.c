@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "onebit/args.h"
@@ -458,10 +457,7 @@ static void test_seen_only_when_given(void **state) {
 }
 
 int main(void) {
-    const char *env = getenv("ONEBIT_TEST_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    printf("test_args: seed %llu (ONEBIT_TEST_SEED to replay)\n", (unsigned long long)seed);
-    ob_rng_seed(&rng, seed);
+    ob_rng_seed(&rng, tu_seed("test_args"));
 #define T(f) cmocka_unit_test_setup_teardown(f, reset, reset)
     const struct CMUnitTest tests[] = {
         T(test_every_type_both_forms),

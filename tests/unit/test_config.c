@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "onebit/config.h"
@@ -1003,10 +1002,7 @@ static void test_init_config_command_output_loads(void **state) {
 }
 
 int main(void) {
-    const char *env = getenv("ONEBIT_TEST_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    printf("test_config: seed %llu (ONEBIT_TEST_SEED to replay)\n", (unsigned long long)seed);
-    ob_rng_seed(&rng, seed);
+    ob_rng_seed(&rng, tu_seed("test_config"));
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_defaults_match_doc_table),

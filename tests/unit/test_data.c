@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "data/documents.h"
@@ -14,9 +13,7 @@
 #include "test_util.h"
 
 static uint64_t fresh_seed(void) {
-    uint64_t seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
-    print_message("seed %llu\n", (unsigned long long)seed);
-    return seed;
+    return tu_seed("test_data");
 }
 
 static int32_t *random_ids(ob_rng *rng, size_t n, uint32_t below) {

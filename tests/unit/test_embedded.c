@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "format/embedded_model.h"
 #include "onebit/infer.h"
@@ -396,8 +395,7 @@ static void test_unsupported_models(void **state) {
 }
 
 int main(void) {
-    seed_base = (uint64_t)time(NULL);
-    printf("test_embedded: seed base %llu\n", (unsigned long long)seed_base);
+    seed_base = tu_seed("test_embedded");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sqrt_is_correctly_rounded), cmocka_unit_test(test_rintf_and_half),
         cmocka_unit_test(test_exp_accuracy),              cmocka_unit_test(test_logits_bit_identical),

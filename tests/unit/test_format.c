@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "format/onebit_layout.h"
 #include "onebit/format.h"
@@ -900,8 +899,7 @@ static void test_export_pipeline(void **state) {
 }
 
 int main(void) {
-    seed_base = (uint64_t)time(NULL);
-    printf("test_format: seed base %llu\n", (unsigned long long)seed_base);
+    seed_base = tu_seed("test_format");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_matches_zlib),
         cmocka_unit_test(test_round_trip),

@@ -512,7 +512,7 @@ int main(void) {
         printf("no CUDA GPU visible: skipped\n");
         return 77;
     }
-    ob_rng_seed(&rng, (uint64_t)time(NULL));
+    ob_rng_seed(&rng, tu_seed("test_gpu_kernels"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),      cmocka_unit_test(test_norms),         cmocka_unit_test(test_qk_norm_rope),
         cmocka_unit_test(test_attention), cmocka_unit_test(test_ffn),           cmocka_unit_test(test_cross_entropy),

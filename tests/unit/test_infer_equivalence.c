@@ -19,7 +19,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "infer/session.h"
 #include "onebit/backend.h"
@@ -276,9 +275,7 @@ static int check_case(const eq_case *ec, ob_rng *rng, int *redraws) {
 static void test_equivalence_matrix(void **state) {
     (void)state;
     ob_rng rng;
-    uint64_t seed = getenv("ONEBIT_TEST_SEED") ? strtoull(getenv("ONEBIT_TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
-    print_message("seed %llu (set ONEBIT_TEST_SEED to repeat)\n", (unsigned long long)seed);
-    ob_rng_seed(&rng, seed);
+    ob_rng_seed(&rng, tu_seed("test_infer_equivalence"));
     int failures = 0, redraws = 0;
     for (size_t k = 0; k < NUM_CASES; k++)
         failures += check_case(&cases[k], &rng, &redraws);

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "infer/kernels.h"
 #include "onebit/quant.h"
@@ -20,10 +19,8 @@ static const ob_kernel_isa isas[] = {OB_ISA_SCALAR, OB_ISA_AVX2, OB_ISA_AVXVNNI}
 
 static uint64_t test_seed(void) {
     static uint64_t seed;
-    if (!seed) {
-        seed = getenv("ONEBIT_TEST_SEED") ? strtoull(getenv("ONEBIT_TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
-        print_message("seed %llu\n", (unsigned long long)seed);
-    }
+    if (!seed)
+        seed = tu_seed("test_infer_pack");
     return seed;
 }
 

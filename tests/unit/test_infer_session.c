@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "infer/session.h"
 #include "onebit/backend.h"
@@ -45,9 +44,7 @@ static void free_tiny(tiny *t) {
 }
 
 static uint64_t seed_now(void) {
-    uint64_t s = (uint64_t)time(NULL);
-    print_message("seed %llu\n", (unsigned long long)s);
-    return s;
+    return tu_seed("test_infer_session");
 }
 
 static void random_tokens(ob_rng *rng, int32_t *t, int n, int V) {

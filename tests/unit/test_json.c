@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "onebit/json.h"
@@ -496,10 +495,7 @@ static void test_typed_getters(void **state) {
 }
 
 int main(void) {
-    const char *env = getenv("ONEBIT_TEST_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    printf("test_json: seed %llu (ONEBIT_TEST_SEED to replay)\n", (unsigned long long)seed);
-    ob_rng_seed(&rng, seed);
+    ob_rng_seed(&rng, tu_seed("test_json"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_number_format_is_exact_and_short),
         cmocka_unit_test(test_numbers_beyond_a_double),

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "onebit/json.h"
@@ -14,11 +13,8 @@
 
 static uint64_t test_seed(void) {
     static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("ONEBIT_TEST_SEED");
-        seed = env && *env ? strtoull(env, NULL, 10) : ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)) | 1;
-        print_message("test_safetensors: seed %llu (ONEBIT_TEST_SEED to replay)\n", (unsigned long long)seed);
-    }
+    if (!seed)
+        seed = tu_seed("test_safetensors") | 1;
     return seed;
 }
 

@@ -6,8 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -18,11 +16,8 @@
 
 static uint64_t test_seed(void) {
     static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("ONEBIT_TEST_SEED");
-        seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-        print_message("test_tensor: seed %llu (ONEBIT_TEST_SEED to replay)\n", (unsigned long long)seed);
-    }
+    if (!seed)
+        seed = tu_seed("test_tensor") | 1;
     return seed;
 }
 

@@ -7,7 +7,6 @@
  * that is printed (set ONEBIT_TEST_SEED to repeat a run). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "onebit/json.h"
 #include "onebit/tokenizer.h"
@@ -19,8 +18,7 @@ static uint64_t seed;
 
 static int setup(void **state) {
     (void)state;
-    seed = getenv("ONEBIT_TEST_SEED") ? strtoull(getenv("ONEBIT_TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
-    print_message("seed %llu (set ONEBIT_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    seed = tu_seed("test_tokenizer");
     char *path = tu_data_path("gpt2/tokenizer.json");
     ob_status st = ob_tokenizer_load(path, &gpt2);
     free(path);

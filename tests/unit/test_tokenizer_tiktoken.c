@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "onebit/tokenizer.h"
 #include "test_util.h"
@@ -130,8 +129,7 @@ static void test_matches_tiktoken(void **state) {
     if (tu_run(probe, NULL) != 0)
         fail_msg("node or tests/node_modules/tiktoken missing: run scripts/install-deps.sh");
     char *dir = tu_make_temp_dir();
-    unsigned seed = getenv("ONEBIT_TEST_SEED") ? (unsigned)atol(getenv("ONEBIT_TEST_SEED")) : (unsigned)time(NULL);
-    print_message("seed %u (set ONEBIT_TEST_SEED to repeat)\n", seed);
+    unsigned seed = (unsigned)tu_seed("test_tokenizer_tiktoken");
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s %s/tests/ref/tokenizer_inputs.py %s/in %s %u", tu_python(), src, dir, tu_data_dir(),
              seed);

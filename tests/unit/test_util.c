@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *tu_data_dir(void) {
@@ -14,6 +15,13 @@ const char *tu_data_dir(void) {
 }
 
 char *tu_data_path(const char *rel) { return ob_path_join(tu_data_dir(), rel); }
+
+uint64_t tu_seed(const char *test) {
+    const char *env = getenv("ONEBIT_TEST_SEED");
+    uint64_t seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    print_message("%s: seed %llu (set ONEBIT_TEST_SEED to replay)\n", test, (unsigned long long)seed);
+    return seed;
+}
 
 char *tu_make_temp_dir(void) {
     const char *base = getenv("TMPDIR");

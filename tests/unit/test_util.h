@@ -19,6 +19,9 @@ extern "C" {
 const char *tu_data_dir(void);
 /* Heap path "<data dir>/<rel>". */
 char *tu_data_path(const char *rel);
+/* The seed of a randomised test: $ONEBIT_TEST_SEED when set (to replay a
+ * failure), else from the clock and pid; printed with the test's name. */
+uint64_t tu_seed(const char *test);
 /* Fresh scratch directory, removed by tu_remove_tree. */
 char *tu_make_temp_dir(void);
 void tu_remove_tree(const char *dir);
