@@ -1,87 +1,82 @@
-/* Norms (fused with the activation quantiser), QK-norm with RoPE, and the FFN
- * activations, forward and backward. */
+/* Norms (fused with the activation quantiser) and QK-norm with RoPE, forward
+ * and backward. */
 #include "cuda/kernels.cuh"
+#include "cuda/vec_access.cuh"
 
-#define NORM_THREADS 256
 #define DG_ROWS 32 /* rows per partial sum of a gain gradient */
 
-__device__ __forceinline__ float quant_value(float x, float s, float lo, float hi) {
-    return fminf(fmaxf(rintf(x * s), lo), hi) / s;
-}
+/* One warp per row, W columns per lane access; each pass reads the row again
+ * (from L1). y is written unless it is yq and a quantiser runs. */
+#define ROW_WARPS 8
 
-/* One block per row; the row is read again for each pass (it stays in cache). */
+template <int W>
 __global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g,
-                                    int d, float eps, bool layernorm, int bits) {
-    int row = blockIdx.x;
+                                    int n, int d, float eps, bool layernorm, int bits) {
+    int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
     const float *xr = x + (size_t)row * d;
     float s = 0;
     if (layernorm) {
-        for (int j = threadIdx.x; j < d; j += blockDim.x)
-            s += xr[j];
-        s = block_sum(s);
+        for (int j = W * lane; j < d; j += 32 * W) {
+            float v[W];
+            load_w(v, xr + j);
+            for (int k = 0; k < W; k++)
+                s += v[k];
+        }
+        s = warp_sum(s);
     }
     float m = layernorm ? s / d : 0.0f;
     float ss = 0;
-    for (int j = threadIdx.x; j < d; j += blockDim.x) {
-        float c = xr[j] - m;
-        ss += c * c;
+    for (int j = W * lane; j < d; j += 32 * W) {
+        float v[W];
+        load_w(v, xr + j);
+        for (int k = 0; k < W; k++)
+            ss += (v[k] - m) * (v[k] - m);
     }
-    ss = block_sum(ss);
+    ss = warp_sum(ss);
     float r = rsqrtf(ss / d + eps);
-    if (threadIdx.x == 0) {
+    if (lane == 0) {
         if (layernorm)
             mean[row] = m;
         rstd[row] = r;
     }
+    bool plain = y != yq || bits == 0;
     float mx = 0;
-    for (int j = threadIdx.x; j < d; j += blockDim.x) {
-        float v = (xr[j] - m) * r * g[j];
-        if (y != yq || bits == 0)
-            y[(size_t)row * d + j] = __float2bfloat16(v);
-        mx = fmaxf(mx, fabsf(v));
+    for (int j = W * lane; j < d; j += 32 * W) {
+        float v[W], gv[W];
+        load_w(v, xr + j);
+        load_w(gv, g + j);
+        for (int k = 0; k < W; k++) {
+            v[k] = (v[k] - m) * r * gv[k];
+            mx = fmaxf(mx, fabsf(v[k]));
+        }
+        if (plain)
+            store_w(y + (size_t)row * d + j, v);
     }
     if (bits == 0)
         return;
-    mx = block_max(mx);
-    float qmax = (float)((1 << (bits - 1)) - 1);
-    float sc = qmax / fmaxf(mx, 1e-5f);
-    for (int j = threadIdx.x; j < d; j += blockDim.x) {
-        float v = (xr[j] - m) * r * g[j];
-        yq[(size_t)row * d + j] = __float2bfloat16(quant_value(v, sc, -qmax - 1.0f, qmax));
+    mx = warp_max(mx);
+    float qmax = (float)((1 << (bits - 1)) - 1), sc = qmax / fmaxf(mx, 1e-5f);
+    for (int j = W * lane; j < d; j += 32 * W) {
+        float v[W], gv[W];
+        load_w(v, xr + j);
+        load_w(gv, g + j);
+        for (int k = 0; k < W; k++)
+            v[k] = quant_value((v[k] - m) * r * gv[k], sc, -qmax - 1.0f, qmax);
+        store_w(yq + (size_t)row * d + j, v);
     }
 }
 
 ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g, int n,
                               int d, float eps, bool layernorm, int act_bits, cudaStream_t s) {
-    norm_forward_kernel<<<n, NORM_THREADS, 0, s>>>(y, yq, mean, rstd, x, g, d, eps, layernorm, act_bits);
+    unsigned blocks = ob_blocks((size_t)n, ROW_WARPS);
+    if (d % 4 == 0 && all_aligned(16, x, g) && all_aligned(8, y, yq))
+        norm_forward_kernel<4><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x, g, n, d, eps, layernorm, act_bits);
+    else
+        norm_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x, g, n, d, eps, layernorm, act_bits);
     OB_LAUNCH_CHECK();
     return OB_OK;
-}
-
-/* W consecutive values (W = 4: one 16-byte access) as floats. */
-__device__ __forceinline__ void load_w(float (&v)[4], const float *p) {
-    float4 t = *(const float4 *)p;
-    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-}
-__device__ __forceinline__ void load_w(float (&v)[1], const float *p) { v[0] = *p; }
-__device__ __forceinline__ void load_w(float (&v)[4], const bf16 *p) {
-    uint2 t = *(const uint2 *)p;
-    float2 lo = __bfloat1622float2(*(const __nv_bfloat162 *)&t.x),
-           hi = __bfloat1622float2(*(const __nv_bfloat162 *)&t.y);
-    v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
-}
-__device__ __forceinline__ void load_w(float (&v)[1], const bf16 *p) { v[0] = __bfloat162float(*p); }
-__device__ __forceinline__ void store_w(float *p, const float (&v)[4]) {
-    *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
-}
-__device__ __forceinline__ void store_w(float *p, const float (&v)[1]) { *p = v[0]; }
-__device__ __forceinline__ void store_w(bf16 *p, const float (&v)[4], float scale) {
-    __nv_bfloat162 lo = __floats2bfloat162_rn(scale * v[0], scale * v[1]);
-    __nv_bfloat162 hi = __floats2bfloat162_rn(scale * v[2], scale * v[3]);
-    *(uint2 *)p = make_uint2(*(const unsigned *)&lo, *(const unsigned *)&hi);
-}
-__device__ __forceinline__ void store_w(bf16 *p, const float (&v)[1], float scale) {
-    *p = __float2bfloat16(scale * v[0]);
 }
 
 /* dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·g. One warp per row, DG_ROWS
@@ -186,33 +181,13 @@ ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float sca
     int chunks = (n + DG_ROWS - 1) / DG_ROWS;
     size_t smem = (size_t)warps * d * sizeof(float);
     /* 16-byte accesses where every row starts aligned (gains sit at any offset of the parameters). */
-    bool vec = d % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)g % 16 == 0 && (uintptr_t)dx % 16 == 0 &&
-               (uintptr_t)dy % 8 == 0 && (uintptr_t)dx16 % 8 == 0;
-    if (vec)
+    if (d % 4 == 0 && all_aligned(16, x, g, dx) && all_aligned(8, dy, dx16))
         norm_backward_kernel<4><<<chunks, warps * 32, smem, s>>>(dx, accumulate, dx16, scale16, partials, dy, x, g,
                                                                  mean, rstd, n, d, layernorm);
     else
         norm_backward_kernel<1><<<chunks, warps * 32, smem, s>>>(dx, accumulate, dx16, scale16, partials, dy, x, g,
                                                                  mean, rstd, n, d, layernorm);
     column_sum_launch(dg, partials, chunks, d, s);
-    OB_LAUNCH_CHECK();
-    return OB_OK;
-}
-
-__global__ void act_quant_kernel(bf16 *out, const bf16 *x, int d, int bits) {
-    int row = blockIdx.x;
-    const bf16 *xr = x + (size_t)row * d;
-    float mx = 0;
-    for (int j = threadIdx.x; j < d; j += blockDim.x)
-        mx = fmaxf(mx, fabsf(__bfloat162float(xr[j])));
-    mx = block_max(mx);
-    float qmax = (float)((1 << (bits - 1)) - 1), sc = qmax / fmaxf(mx, 1e-5f);
-    for (int j = threadIdx.x; j < d; j += blockDim.x)
-        out[(size_t)row * d + j] = __float2bfloat16(quant_value(__bfloat162float(xr[j]), sc, -qmax - 1.0f, qmax));
-}
-
-ob_status ob_gpu_act_quant(bf16 *out, const bf16 *x, int n, int d, int bits, cudaStream_t s) {
-    act_quant_kernel<<<n, NORM_THREADS, 0, s>>>(out, x, d, bits);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -264,21 +239,6 @@ __global__ void qk_forward_kernel(bf16 *x, bf16 *pre, float *rstd, const float *
  * vector: 16-byte accesses and four times the bytes in flight of a warp per
  * vector, for head sizes whose hd/8 divides 32 (a group never straddles warps).
  * Threads past the last vector still take part in the group's shuffles. */
-__device__ __forceinline__ void load8(float (&v)[8], const bf16 *p) {
-    uint4 t = *(const uint4 *)p;
-    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&t;
-    for (int k = 0; k < 4; k++) {
-        float2 f = __bfloat1622float2(h[k]);
-        v[2 * k] = f.x, v[2 * k + 1] = f.y;
-    }
-}
-__device__ __forceinline__ void store8(bf16 *p, const float (&v)[8]) {
-    uint4 t;
-    __nv_bfloat162 *h = (__nv_bfloat162 *)&t;
-    for (int k = 0; k < 4; k++)
-        h[k] = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
-    *(uint4 *)p = t;
-}
 __device__ __forceinline__ float group_sum(float v, int group) {
     for (int o = group / 2; o > 0; o >>= 1)
         v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -296,7 +256,7 @@ __global__ void qk_forward8_kernel(bf16 *x, bf16 *pre, float *rstd, const float 
     bf16 *v = x + (size_t)vec * hd + j0;
     float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (valid)
-        load8(a, v);
+        load_w(a, v);
     if (qk_norm) {
         if (valid)
             *(uint4 *)(pre + (size_t)vec * hd + j0) = *(const uint4 *)v;
@@ -319,7 +279,7 @@ __global__ void qk_forward8_kernel(bf16 *x, bf16 *pre, float *rstd, const float 
             a[2 * k + 1] = p0 * sn_ + p1 * c;
         }
     }
-    store8(v, a);
+    store_w(v, a);
 }
 
 static bool qk_vectorised(const void *x, const void *pre, int hd) {
@@ -412,9 +372,9 @@ __global__ void qk_backward8_kernel(bf16 *dy, float *partials, const bf16 *pre, 
         bf16 *d = dy + (size_t)vec * hd + j0;
         float a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, xv[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (valid) {
-            load8(a, d);
+            load_w(a, d);
             if (qk_norm)
-                load8(xv, pre + (size_t)vec * hd + j0);
+                load_w(xv, pre + (size_t)vec * hd + j0);
         }
         if (rope && valid) {
             for (int k = 0; k < 4; k++) {
@@ -436,7 +396,7 @@ __global__ void qk_backward8_kernel(bf16 *dy, float *partials, const bf16 *pre, 
             }
         }
         if (valid)
-            store8(d, a);
+            store_w(d, a);
     }
     for (int k = 0; k < 8; k++)
         sums[slot * hd + j0 + k] = acc[k];
@@ -463,71 +423,6 @@ ob_status ob_gpu_qk_backward(bf16 *dy, float *dgain, float *partials, const bf16
             dy, partials, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
     if (qk_norm)
         column_sum_launch(dgain, partials, chunks, hd, s);
-    OB_LAUNCH_CHECK();
-    return OB_OK;
-}
-
-/* ---- FFN activations ---------------------------------------------------------- */
-
-__device__ __forceinline__ float sigmoidf_(float z) { return 1.0f / (1.0f + __expf(-z)); }
-
-__device__ __forceinline__ float ffn_value(int act, float u, float g) {
-    if (act == 0)
-        return u * sigmoidf_(u);
-    if (act == 1) {
-        float r = fmaxf(u, 0.0f);
-        return r * r;
-    }
-    return g * sigmoidf_(g) * u;
-}
-
-/* One block per row: h = act(u, g), then its activation quantiser. */
-__global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int f, int act, int bits) {
-    size_t base = (size_t)blockIdx.x * f;
-    float mx = 0;
-    for (int j = threadIdx.x; j < f; j += blockDim.x) {
-        bf16 v = __float2bfloat16(ffn_value(act, __bfloat162float(u[base + j]), g ? __bfloat162float(g[base + j]) : 0.0f));
-        h[base + j] = v;
-        mx = fmaxf(mx, fabsf(__bfloat162float(v)));
-    }
-    if (bits == 0)
-        return;
-    /* The quantiser reads the stored (bf16) h, as the backward pass does when it
-     * rebuilds hq from h. */
-    mx = block_max(mx);
-    float qmax = (float)((1 << (bits - 1)) - 1), sc = qmax / fmaxf(mx, 1e-5f);
-    for (int j = threadIdx.x; j < f; j += blockDim.x)
-        hq[base + j] = __float2bfloat16(quant_value(__bfloat162float(h[base + j]), sc, -qmax - 1.0f, qmax));
-}
-
-ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
-                             cudaStream_t s) {
-    ffn_forward_kernel<<<n, NORM_THREADS, 0, s>>>(h, hq, u, act == 2 ? g : NULL, f, act, act_bits);
-    OB_LAUNCH_CHECK();
-    return OB_OK;
-}
-
-__global__ void ffn_backward_kernel(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
-                                    int act) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= count)
-        return;
-    float d = __bfloat162float(dh[i]), uv = __bfloat162float(u[i]);
-    if (act == 0) {
-        float sg = sigmoidf_(uv);
-        du[i] = __float2bfloat16(d * (sg + uv * sg * (1.0f - sg)));
-    } else if (act == 1) {
-        du[i] = __float2bfloat16(uv > 0.0f ? d * 2.0f * uv : 0.0f);
-    } else {
-        float gv = __bfloat162float(g[i]), sg = sigmoidf_(gv);
-        du[i] = __float2bfloat16(d * gv * sg);
-        dg[i] = __float2bfloat16(d * uv * (sg + gv * sg * (1.0f - sg)));
-    }
-}
-
-ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
-                              int act, cudaStream_t s) {
-    ffn_backward_kernel<<<ob_blocks(count, 256), 256, 0, s>>>(du, dg, dh, u, g, count, act);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

@@ -147,6 +147,9 @@ static void test_norms(void **state) {
          * accumulating into a random dx with its bf16 copy; each twice, bit for bit. */
         float *g_odd = dev<float>(d + 1) + 1;
         cudaMemcpy(g_odd, g.data(), d * sizeof(float), cudaMemcpyHostToDevice);
+        OK(ob_gpu_norm_forward(y, yq, mean, rstd, dx_, g_odd, n, d, 1e-5f, ln, 8, 0));
+        expect_close("norm forward, gains unaligned", host_b(y, ry.size()), ry, BF16_TOL);
+        expect_close("norm + quantiser, gains unaligned", host_b(yq, rq.size()), rq, BF16_TOL);
         auto dx0 = randv((size_t)n * d, 1);
         std::vector<float> rdx_acc(rdx.size()), rdx16(rdx.size());
         for (size_t i = 0; i < rdx.size(); i++) {
@@ -295,25 +298,31 @@ static void test_attention(void **state) {
     unsetenv("ONEBIT_CUDA_SIMPLE_ATTENTION");
 }
 
+/* f = 96: 16-byte accesses; f = 100: one element at a time. */
 static void test_ffn(void **state) {
     (void)state;
-    int n = 33, f = 96;
-    size_t cnt = (size_t)n * f;
-    for (int act = 0; act < 3; act++) {
-        auto u = rounded(randv(cnt, 2)), g = rounded(randv(cnt, 2)), dh = rounded(randv(cnt, 1));
-        bf16 *du_ = dev_b(u), *dg_ = dev_b(g), *ddh = dev_b(dh), *h = dev<bf16>(cnt), *hq = dev<bf16>(cnt);
-        bf16 *gu = dev<bf16>(cnt), *gg = dev<bf16>(cnt);
-        OK(ob_gpu_ffn_forward(h, hq, du_, dg_, n, f, act, 8, 0));
-        std::vector<float> rh(cnt), rq(cnt), rdu(cnt), rdg(cnt);
-        ob_cpu_ffn_act_forward(rh.data(), u.data(), g.data(), cnt, (ob_cpu_act)act);
-        ob_quant_activations(rh.data(), n, f, 8, rq.data());
-        expect_close(act == 0 ? "silu" : act == 1 ? "relu2" : "swiglu", host_b(h, cnt), rh, BF16_TOL);
-        expect_close("ffn activation quantiser", host_b(hq, cnt), rq, BF16_TOL);
-        OK(ob_gpu_ffn_backward(gu, gg, ddh, du_, dg_, cnt, act, 0));
-        ob_cpu_ffn_act_backward(rdu.data(), rdg.data(), dh.data(), u.data(), g.data(), cnt, (ob_cpu_act)act);
-        expect_close("ffn backward du", host_b(gu, cnt), rdu, BF16_TOL);
-        if (act == 2)
-            expect_close("ffn backward dgate", host_b(gg, cnt), rdg, BF16_TOL);
+    int n = 33;
+    for (int f = 96; f <= 100; f += 4) {
+        for (int act = 0; act < 3; act++) {
+            size_t cnt = (size_t)n * f;
+            auto u = rounded(randv(cnt, 2)), g = rounded(randv(cnt, 2)), dh = rounded(randv(cnt, 1));
+            bf16 *du_ = dev_b(u), *dg_ = dev_b(g), *ddh = dev_b(dh), *h = dev<bf16>(cnt), *hq = dev<bf16>(cnt);
+            bf16 *gu = dev<bf16>(cnt), *gg = dev<bf16>(cnt);
+            OK(ob_gpu_ffn_forward(h, hq, du_, dg_, n, f, act, 8, 0));
+            std::vector<float> rh(cnt), rq(cnt), rdu(cnt), rdg(cnt);
+            ob_cpu_ffn_act_forward(rh.data(), u.data(), g.data(), cnt, (ob_cpu_act)act);
+            ob_quant_activations(rh.data(), n, f, 8, rq.data());
+            expect_close(act == 0 ? "silu" : act == 1 ? "relu2" : "swiglu", host_b(h, cnt), rh, BF16_TOL);
+            expect_close("ffn activation quantiser", host_b(hq, cnt), rq, BF16_TOL);
+            bf16 *hq2 = dev<bf16>(cnt);
+            OK(ob_gpu_act_quant(hq2, h, n, f, 8, 0));
+            expect_same("activation quantiser of h", host_b(hq2, cnt), host_b(hq, cnt));
+            OK(ob_gpu_ffn_backward(gu, gg, ddh, du_, dg_, cnt, act, 0));
+            ob_cpu_ffn_act_backward(rdu.data(), rdg.data(), dh.data(), u.data(), g.data(), cnt, (ob_cpu_act)act);
+            expect_close("ffn backward du", host_b(gu, cnt), rdu, BF16_TOL);
+            if (act == 2)
+                expect_close("ffn backward dgate", host_b(gg, cnt), rdg, BF16_TOL);
+        }
     }
 }
 

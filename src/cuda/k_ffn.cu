@@ -1,0 +1,144 @@
+/* The FFN activations (SiLU, ReLU², SwiGLU) forward and backward, and the
+ * per-token activation quantiser of a bf16 matrix. Rows are walked by one warp
+ * each with 16-byte accesses (eight bf16) where the row length and pointers
+ * allow, else one element at a time. */
+#include "cuda/kernels.cuh"
+#include "cuda/vec_access.cuh"
+
+#define ROW_WARPS 8
+
+/* The quantiser's grid and scale for a row whose largest |value| is mx. */
+__device__ __forceinline__ float act_scale(float mx, int bits, float *qmax) {
+    *qmax = (float)((1 << (bits - 1)) - 1);
+    return *qmax / fmaxf(mx, 1e-5f);
+}
+
+/* out = the quantised rows of x (the row is read twice; the second from L1). */
+template <int W>
+__global__ void act_quant_kernel(bf16 *out, const bf16 *x, int n, int d, int bits) {
+    int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    const bf16 *xr = x + (size_t)row * d;
+    float mx = 0;
+    for (int j = W * lane; j < d; j += 32 * W) {
+        float v[W];
+        load_w(v, xr + j);
+        for (int k = 0; k < W; k++)
+            mx = fmaxf(mx, fabsf(v[k]));
+    }
+    float qmax, sc = act_scale(warp_max(mx), bits, &qmax);
+    for (int j = W * lane; j < d; j += 32 * W) {
+        float v[W];
+        load_w(v, xr + j);
+        for (int k = 0; k < W; k++)
+            v[k] = quant_value(v[k], sc, -qmax - 1.0f, qmax);
+        store_w(out + (size_t)row * d + j, v);
+    }
+}
+
+ob_status ob_gpu_act_quant(bf16 *out, const bf16 *x, int n, int d, int bits, cudaStream_t s) {
+    unsigned blocks = ob_blocks((size_t)n, ROW_WARPS);
+    if (d % 8 == 0 && all_aligned(16, out, x))
+        act_quant_kernel<8><<<blocks, ROW_WARPS * 32, 0, s>>>(out, x, n, d, bits);
+    else
+        act_quant_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(out, x, n, d, bits);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
+
+__device__ __forceinline__ float sigmoidf_(float z) { return 1.0f / (1.0f + __expf(-z)); }
+
+__device__ __forceinline__ float ffn_value(int act, float u, float g) {
+    if (act == 0)
+        return u * sigmoidf_(u);
+    if (act == 1) {
+        float r = fmaxf(u, 0.0f);
+        return r * r;
+    }
+    return g * sigmoidf_(g) * u;
+}
+
+/* h = act(u, g) per row, then its activation quantiser into hq. The quantiser
+ * reads the stored (bf16) h, as the backward pass does when it rebuilds hq. */
+template <int W>
+__global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act,
+                                   int bits) {
+    int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    size_t base = (size_t)row * f;
+    float mx = 0;
+    for (int j = W * lane; j < f; j += 32 * W) {
+        float uv[W], gv[W], hv[W];
+        load_w(uv, u + base + j);
+        if (g)
+            load_w(gv, g + base + j);
+        for (int k = 0; k < W; k++)
+            hv[k] = __bfloat162float(__float2bfloat16(ffn_value(act, uv[k], g ? gv[k] : 0.0f)));
+        store_w(h + base + j, hv);
+        for (int k = 0; k < W; k++)
+            mx = fmaxf(mx, fabsf(hv[k]));
+    }
+    if (bits == 0)
+        return;
+    float qmax, sc = act_scale(warp_max(mx), bits, &qmax);
+    for (int j = W * lane; j < f; j += 32 * W) {
+        float hv[W];
+        load_w(hv, h + base + j); /* this lane's own stores */
+        for (int k = 0; k < W; k++)
+            hv[k] = quant_value(hv[k], sc, -qmax - 1.0f, qmax);
+        store_w(hq + base + j, hv);
+    }
+}
+
+ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
+                             cudaStream_t s) {
+    const bf16 *gate = act == 2 ? g : NULL;
+    unsigned blocks = ob_blocks((size_t)n, ROW_WARPS);
+    if (f % 8 == 0 && all_aligned(16, h, hq, u, gate))
+        ffn_forward_kernel<8><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, n, f, act, act_bits);
+    else
+        ffn_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, n, f, act, act_bits);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
+
+/* W consecutive elements a thread. */
+template <int W>
+__global__ void ffn_backward_kernel(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
+                                    int act) {
+    size_t i = W * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
+    if (i >= count)
+        return;
+    float d[W], uv[W], gv[W], a[W], b[W];
+    load_w(d, dh + i);
+    load_w(uv, u + i);
+    if (act == 2)
+        load_w(gv, g + i);
+    for (int k = 0; k < W; k++) {
+        if (act == 0) {
+            float sg = sigmoidf_(uv[k]);
+            a[k] = d[k] * (sg + uv[k] * sg * (1.0f - sg));
+        } else if (act == 1) {
+            a[k] = uv[k] > 0.0f ? d[k] * 2.0f * uv[k] : 0.0f;
+        } else {
+            float sg = sigmoidf_(gv[k]);
+            a[k] = d[k] * gv[k] * sg;
+            b[k] = d[k] * uv[k] * (sg + gv[k] * sg * (1.0f - sg));
+        }
+    }
+    store_w(du + i, a);
+    if (act == 2)
+        store_w(dg + i, b);
+}
+
+ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
+                              int act, cudaStream_t s) {
+    if (count % 8 == 0 && all_aligned(16, du, dh, u, act == 2 ? dg : NULL, act == 2 ? g : NULL))
+        ffn_backward_kernel<8><<<ob_blocks(count / 8, 256), 256, 0, s>>>(du, dg, dh, u, g, count, act);
+    else
+        ffn_backward_kernel<1><<<ob_blocks(count, 256), 256, 0, s>>>(du, dg, dh, u, g, count, act);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
