@@ -23,6 +23,7 @@
 #include "infer/session.h"
 #include "onebit/backend.h"
 #include "onebit/infer.h"
+#include "config_variants.h"
 #include "test_util.h"
 
 #define TOL 1e-4
@@ -36,31 +37,6 @@ typedef struct {
     int tokens; /* 0: T (fewer for wide layers, whose many activations make near-ties likely) */
 } eq_case;
 
-static void binary_defaults(ob_config *c) { (void)c; }
-static void ternary_relu2_rms_rope_untied(ob_config *c) {
-    c->use_ternary = c->use_relu2 = c->use_subln = c->use_rope = true;
-    c->use_qk_norm = c->use_residual_scaling = false;
-    c->tie_embeddings = false;
-}
-static void ternary_absmean_swiglu_gqa(ob_config *c) {
-    c->use_ternary = c->use_swiglu = c->use_subln = c->use_rope = true;
-    c->use_dynamic_threshold = false;
-    c->num_kv_heads = 2;
-}
-static void binary_layernorm_gqa1_untied(ob_config *c) {
-    c->num_kv_heads = 1;
-    c->use_relu2 = true;
-    c->tie_embeddings = false;
-}
-static void ternary_small_clamp(ob_config *c) {
-    c->use_ternary = true;
-    c->latent_clamp_max = 0.03;
-}
-static void activation_bits_4(ob_config *c) {
-    c->use_ternary = true;
-    c->activation_bits = 4;
-    c->use_swiglu = true;
-}
 static void activation_quant_off(ob_config *c) {
     c->activation_bits = 0;
     c->use_rope = true;
@@ -69,31 +45,6 @@ static void activation_quant_off(ob_config *c) {
 static void residual_scaling_off_silu(ob_config *c) {
     c->use_residual_scaling = false;
     c->use_qk_norm = false;
-}
-static void mixed_layer_modes(ob_config *c) {
-    c->has_layer_bit_map = true;
-    c->tie_embeddings = false;
-    c->embedding_mode = OB_MODE_EIGHTBIT;
-    c->has_lm_head_mode = true;
-    c->lm_head_mode = OB_MODE_FOURBIT;
-    c->layer_modes[0] = OB_MODE_F16;
-    c->layer_modes[1] = OB_MODE_EIGHTBIT;
-}
-static void binary_ternary_layers_tied_ternary_embedding(ob_config *c) {
-    c->has_layer_bit_map = true;
-    c->embedding_mode = OB_MODE_TERNARY;
-    c->layer_modes[0] = OB_MODE_BINARY;
-    c->layer_modes[1] = OB_MODE_TERNARY;
-    c->use_swiglu = true;
-}
-static void fourbit_layers_binary_head(ob_config *c) {
-    c->has_layer_bit_map = true;
-    c->tie_embeddings = false;
-    c->has_lm_head_mode = true;
-    c->lm_head_mode = OB_MODE_BINARY;
-    c->layer_modes[0] = OB_MODE_FOURBIT;
-    c->layer_modes[1] = OB_MODE_TERNARY;
-    c->use_subln = true;
 }
 static void all_f16_layers_rope(ob_config *c) {
     c->has_layer_bit_map = true;
@@ -126,33 +77,22 @@ static void fourbit_eightbit_layers_untied_fourbit_head_gqa(ob_config *c) {
 }
 
 static const eq_case cases[] = {
-    {"binary, LayerNorm, learned positions, QK-norm, SiLU, tied", binary_defaults, 0},
-    {"ternary threshold, ReLU2, RMSNorm, RoPE, no QK-norm, no scaling, untied", ternary_relu2_rms_rope_untied, 0},
-    {"ternary absmean, SwiGLU, RMSNorm, RoPE, GQA 4/2", ternary_absmean_swiglu_gqa, 0},
-    {"binary, LayerNorm, GQA 4/1, ReLU2, untied", binary_layernorm_gqa1_untied, 0},
-    {"ternary, latent clamp 0.03", ternary_small_clamp, 0},
-    {"ternary, 4-bit activations, SwiGLU", activation_bits_4, 0},
+    {"binary, LayerNorm, learned positions, QK-norm, SiLU, tied", cv_binary_defaults, 0},
+    {"ternary threshold, ReLU2, RMSNorm, RoPE, no QK-norm, no scaling, untied", cv_ternary_relu2_rms_rope_untied, 0},
+    {"ternary absmean, SwiGLU, RMSNorm, RoPE, GQA 4/2", cv_ternary_absmean_swiglu_gqa, 0},
+    {"binary, LayerNorm, GQA 4/1, ReLU2, untied", cv_binary_layernorm_gqa1_untied, 0},
+    {"ternary, latent clamp 0.03", cv_ternary_small_clamp, 0},
+    {"ternary, 4-bit activations, SwiGLU", cv_activation_bits_4, 0},
     {"ternary, activation quantiser off, RoPE", activation_quant_off, 0},
     {"binary, no residual scaling, no QK-norm", residual_scaling_off_silu, 0},
-    {"8-bit embedding, 4-bit head, f16 + 8-bit layers", mixed_layer_modes, 0},
-    {"binary + ternary layers, tied ternary embedding", binary_ternary_layers_tied_ternary_embedding, 0},
-    {"4-bit + ternary layers, binary head, RMSNorm", fourbit_layers_binary_head, 0},
+    {"8-bit embedding, 4-bit head, f16 + 8-bit layers", cv_mixed_layer_modes, 0},
+    {"binary + ternary layers, tied ternary embedding", cv_binary_ternary_layers_tied_ternary_embedding, 0},
+    {"4-bit + ternary layers, binary head, RMSNorm", cv_fourbit_layers_binary_head, 0},
     {"f16 layers, RoPE, SwiGLU", all_f16_layers_rope, 0},
     {"tied 8-bit table, ternary + binary layers, H 320, F 520", tied_eightbit_table_ternary_wide, 2},
     {"8-bit + 4-bit layers, 4-bit head, GQA, RoPE", fourbit_eightbit_layers_untied_fourbit_head_gqa, 0},
 };
 #define NUM_CASES (sizeof cases / sizeof cases[0])
-
-static void base_config(ob_config *c) {
-    ob_config_default(c);
-    c->vocab_size = 48;
-    c->hidden_size = 32;
-    c->num_heads = 4;
-    c->num_kv_heads = 4;
-    c->num_layers = 2;
-    c->intermediate_size = 40;
-    c->max_seq_len = 16;
-}
 
 /* Latent weights of f16-mode layers rounded to half (what the runtime stores). */
 static void round_f16_layers(ob_model *m) {
@@ -206,7 +146,7 @@ static float run_runtime(const ob_packed_model *pm, ob_kernel_isa isa, int threa
 
 static int check_case(const eq_case *ec, ob_rng *rng, int *redraws) {
     ob_config cfg;
-    base_config(&cfg);
+    cv_base_config(&cfg);
     ec->tweak(&cfg);
     int T = ec->tokens ? ec->tokens : MAX_T;
     assert_ok(ob_config_validate(&cfg, ec->name));

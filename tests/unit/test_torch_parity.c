@@ -11,6 +11,7 @@
 #include "onebit/backend.h"
 #include "onebit/json.h"
 #include "onebit/safetensors.h"
+#include "config_variants.h"
 #include "test_util.h"
 
 #define TOL 1e-4
@@ -21,31 +22,6 @@ typedef struct {
     ob_step_info step;
 } parity_case;
 
-static void binary_defaults(ob_config *c) { (void)c; }
-static void ternary_relu2_rms_rope(ob_config *c) {
-    c->use_ternary = c->use_relu2 = c->use_subln = c->use_rope = true;
-    c->use_qk_norm = c->use_residual_scaling = false;
-    c->tie_embeddings = false;
-}
-static void ternary_absmean_swiglu_gqa(ob_config *c) {
-    c->use_ternary = c->use_swiglu = c->use_subln = c->use_rope = true;
-    c->use_dynamic_threshold = false;
-    c->num_kv_heads = 2;
-}
-static void binary_layernorm_gqa1_untied(ob_config *c) {
-    c->num_kv_heads = 1;
-    c->use_relu2 = true;
-    c->tie_embeddings = false;
-}
-static void ternary_small_clamp(ob_config *c) {
-    c->use_ternary = true;
-    c->latent_clamp_max = 0.03; /* many latent weights beyond the clamp */
-}
-static void activation_bits_4(ob_config *c) {
-    c->use_ternary = true;
-    c->activation_bits = 4;
-    c->use_swiglu = true;
-}
 static void activation_quant_off(ob_config *c) {
     c->activation_bits = 0;
     c->use_rope = true;
@@ -54,75 +30,39 @@ static void ste_scale_3(ob_config *c) {
     c->use_ternary = true;
     c->ste_scale_factor = 3.0;
 }
-static void mixed_layer_modes(ob_config *c) {
-    c->has_layer_bit_map = true;
-    c->tie_embeddings = false;
-    c->embedding_mode = OB_MODE_EIGHTBIT;
-    c->has_lm_head_mode = true;
-    c->lm_head_mode = OB_MODE_FOURBIT;
-    c->layer_modes[0] = OB_MODE_F16;
-    c->layer_modes[1] = OB_MODE_EIGHTBIT;
-}
-static void ternary_binary_layers_tied_ternary_embedding(ob_config *c) {
-    c->has_layer_bit_map = true;
-    c->embedding_mode = OB_MODE_TERNARY;
-    c->layer_modes[0] = OB_MODE_BINARY;
-    c->layer_modes[1] = OB_MODE_TERNARY;
-    c->use_swiglu = true;
-}
-static void fourbit_layers_binary_head(ob_config *c) {
-    c->has_layer_bit_map = true;
-    c->tie_embeddings = false;
-    c->has_lm_head_mode = true;
-    c->lm_head_mode = OB_MODE_BINARY;
-    c->layer_modes[0] = OB_MODE_FOURBIT;
-    c->layer_modes[1] = OB_MODE_TERNARY;
-    c->use_subln = true;
-}
 
 #define HARD(smooth, arenas) {OB_REGIME_HARD, 8.0f, arenas, smooth}
 #define SOFT(sharp, smooth, arenas) {OB_REGIME_SOFT, sharp, arenas, smooth}
 #define FP(smooth) {OB_REGIME_FP, 1.0f, 0.0f, smooth}
 
 static const parity_case cases[] = {
-    {"binary, LayerNorm, learned positions, QK-norm, SiLU, tied, hard", binary_defaults, HARD(0, 0)},
-    {"binary, hard, label smoothing 0.1", binary_defaults, HARD(0.1f, 0)},
-    {"binary, soft a=2", binary_defaults, SOFT(2.0f, 0, 0)},
-    {"binary, soft a=7 with Arenas", binary_defaults, SOFT(7.0f, 0, 0.2f)},
-    {"binary, hard with Arenas", binary_defaults, HARD(0, 0.3f)},
-    {"ternary threshold, ReLU2, RMSNorm, RoPE, no QK-norm, no scaling, untied, hard", ternary_relu2_rms_rope,
+    {"binary, LayerNorm, learned positions, QK-norm, SiLU, tied, hard", cv_binary_defaults, HARD(0, 0)},
+    {"binary, hard, label smoothing 0.1", cv_binary_defaults, HARD(0.1f, 0)},
+    {"binary, soft a=2", cv_binary_defaults, SOFT(2.0f, 0, 0)},
+    {"binary, soft a=7 with Arenas", cv_binary_defaults, SOFT(7.0f, 0, 0.2f)},
+    {"binary, hard with Arenas", cv_binary_defaults, HARD(0, 0.3f)},
+    {"ternary threshold, ReLU2, RMSNorm, RoPE, no QK-norm, no scaling, untied, hard", cv_ternary_relu2_rms_rope_untied,
      HARD(0, 0)},
-    {"ternary threshold, ReLU2, RMSNorm, RoPE, untied, soft", ternary_relu2_rms_rope, SOFT(3.0f, 0.05f, 0)},
-    {"ternary absmean, SwiGLU, RMSNorm, RoPE, GQA 4/2, hard", ternary_absmean_swiglu_gqa, HARD(0.1f, 0)},
-    {"ternary absmean, SwiGLU, GQA, soft with Arenas", ternary_absmean_swiglu_gqa, SOFT(4.0f, 0, 0.5f)},
-    {"binary, LayerNorm, GQA 4/1, ReLU2, untied, hard", binary_layernorm_gqa1_untied, HARD(0, 0)},
-    {"binary, GQA 4/1, untied, soft", binary_layernorm_gqa1_untied, SOFT(1.0f, 0.1f, 0)},
-    {"ternary, latent clamp 0.03, hard", ternary_small_clamp, HARD(0, 0)},
-    {"ternary, latent clamp 0.03, soft with Arenas", ternary_small_clamp, SOFT(5.0f, 0, 0.1f)},
-    {"ternary, 4-bit activations, SwiGLU, hard", activation_bits_4, HARD(0, 0)},
+    {"ternary threshold, ReLU2, RMSNorm, RoPE, untied, soft", cv_ternary_relu2_rms_rope_untied, SOFT(3.0f, 0.05f, 0)},
+    {"ternary absmean, SwiGLU, RMSNorm, RoPE, GQA 4/2, hard", cv_ternary_absmean_swiglu_gqa, HARD(0.1f, 0)},
+    {"ternary absmean, SwiGLU, GQA, soft with Arenas", cv_ternary_absmean_swiglu_gqa, SOFT(4.0f, 0, 0.5f)},
+    {"binary, LayerNorm, GQA 4/1, ReLU2, untied, hard", cv_binary_layernorm_gqa1_untied, HARD(0, 0)},
+    {"binary, GQA 4/1, untied, soft", cv_binary_layernorm_gqa1_untied, SOFT(1.0f, 0.1f, 0)},
+    {"ternary, latent clamp 0.03, hard", cv_ternary_small_clamp, HARD(0, 0)},
+    {"ternary, latent clamp 0.03, soft with Arenas", cv_ternary_small_clamp, SOFT(5.0f, 0, 0.1f)},
+    {"ternary, 4-bit activations, SwiGLU, hard", cv_activation_bits_4, HARD(0, 0)},
     {"binary, activation quantiser off, RoPE, hard", activation_quant_off, HARD(0, 0)},
     {"ternary, ste_scale_factor 3, hard", ste_scale_3, HARD(0, 0)},
-    {"layer_bit_map: 8-bit embedding, 4-bit head, f16 + 8-bit layers, hard", mixed_layer_modes, HARD(0.1f, 0.2f)},
-    {"layer_bit_map: 8-bit embedding, 4-bit head, soft regime", mixed_layer_modes, SOFT(3.0f, 0, 0)},
-    {"layer_bit_map: binary + ternary layers, tied ternary embedding, hard", ternary_binary_layers_tied_ternary_embedding,
+    {"layer_bit_map: 8-bit embedding, 4-bit head, f16 + 8-bit layers, hard", cv_mixed_layer_modes, HARD(0.1f, 0.2f)},
+    {"layer_bit_map: 8-bit embedding, 4-bit head, soft regime", cv_mixed_layer_modes, SOFT(3.0f, 0, 0)},
+    {"layer_bit_map: binary + ternary layers, tied ternary embedding, hard", cv_binary_ternary_layers_tied_ternary_embedding,
      HARD(0, 0)},
-    {"layer_bit_map: binary + ternary layers, tied ternary embedding, soft", ternary_binary_layers_tied_ternary_embedding,
+    {"layer_bit_map: binary + ternary layers, tied ternary embedding, soft", cv_binary_ternary_layers_tied_ternary_embedding,
      SOFT(2.5f, 0, 0.1f)},
-    {"layer_bit_map: 4-bit + ternary layers, binary head, hard", fourbit_layers_binary_head, HARD(0, 0.1f)},
-    {"quantisation warm-up (full precision)", ternary_absmean_swiglu_gqa, FP(0.1f)},
+    {"layer_bit_map: 4-bit + ternary layers, binary head, hard", cv_fourbit_layers_binary_head, HARD(0, 0.1f)},
+    {"quantisation warm-up (full precision)", cv_ternary_absmean_swiglu_gqa, FP(0.1f)},
 };
 #define NUM_CASES (sizeof cases / sizeof cases[0])
-
-static void base_config(ob_config *c) {
-    ob_config_default(c);
-    c->vocab_size = 48;
-    c->hidden_size = 32;
-    c->num_heads = 4;
-    c->num_kv_heads = 4;
-    c->num_layers = 2;
-    c->intermediate_size = 40;
-    c->max_seq_len = 16;
-}
 
 enum { B = 2, T = 8 };
 
@@ -303,7 +243,7 @@ static void test_parity_matrix(void **state) {
     snprintf(cmd, cmd_len, "%s %s/tests/ref/model_ref.py grad", tu_python(), getenv("ONEBIT_SOURCE_DIR"));
     for (size_t k = 0; k < NUM_CASES; k++) {
         ob_config cfg;
-        base_config(&cfg);
+        cv_base_config(&cfg);
         cases[k].tweak(&cfg);
         char name[32];
         snprintf(name, sizeof name, "case%02zu", k);
