@@ -277,8 +277,10 @@ static ob_status stream_restore(ob_batch_source *src, const cJSON *cursor, const
     st = open_reader(s, (int)file);
     if (st == OB_OK)
         st = ob_doc_reader_seek(&s->reader, &pos);
+    /* The named piece alone (all its tokens land in the buffer): a 'skip' past
+     * its end is refused before anything else is read. */
     if (st == OB_OK)
-        st = refill(s, (size_t)skip + 1);
+        st = refill(s, 1);
     if (st == OB_OK && (s->num_spans == 0 || s->spans[0].tokens <= skip))
         st = ob_error(OB_ERR_FORMAT, "%s: field 'skip' = %llu is past the tokens of the piece it names (changed "
                       "input or tokenizer?)", source, (unsigned long long)skip);

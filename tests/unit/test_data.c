@@ -10,6 +10,7 @@
 
 #include "data/documents.h"
 #include "onebit/data.h"
+#include "onebit/json.h"
 #include "test_util.h"
 
 static uint64_t fresh_seed(void) {
@@ -989,6 +990,19 @@ static void test_stream_cursor_and_ranks(void **state) {
     char *cursor;
     assert_ok(ob_batch_source_save(a, &cursor));
     assert_fails_with(ob_batch_source_restore(b, cursor), OB_ERR_FORMAT, "tinystories_v2_sample.txt");
+    ob_batch_source_free(b);
+    /* A 'skip' past the piece the cursor names is refused after reading that
+     * piece alone (it once tokenized the looping stream until that many tokens
+     * were buffered: here, until memory or the test's time ran out). */
+    cJSON *json = cJSON_Parse(cursor);
+    assert_non_null(json);
+    cJSON_SetNumberValue(cJSON_GetObjectItem(json, "skip"), 1e12);
+    char *far = cJSON_PrintUnformatted(json);
+    assert_ok(ob_batch_source_stream(&o, tok, 0, 1, &b));
+    assert_fails_with(ob_batch_source_restore(b, far), OB_ERR_FORMAT, "'skip' = 1000000000000");
+    assert_ok(ob_batch_source_restore(b, cursor));
+    cJSON_Delete(json);
+    free(far);
     free(cursor);
     ob_batch_source_free(b);
     /* World 3: each rank's rows are its slice of the single-process batch. */
