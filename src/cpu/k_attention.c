@@ -13,14 +13,10 @@ static int min_int(int a, int b) { return a < b ? a : b; }
  * (future keys) is set to 0, which the backward products rely on. */
 static void softmax_causal_row(real *p, int t, int T) {
     real maxv = -INFINITY;
+#pragma omp simd reduction(max : maxv)
     for (int u = 0; u <= t; u++)
-        if (p[u] > maxv)
-            maxv = p[u];
-    double sum = 0;
-    for (int u = 0; u <= t; u++) {
-        p[u] = exp(p[u] - maxv);
-        sum += p[u];
-    }
+        maxv = p[u] > maxv ? p[u] : maxv;
+    double sum = OB_R(ob_cpu_exp_shifted)(p, t + 1, maxv);
     real inv = (real)(1.0 / sum);
     for (int u = 0; u <= t; u++)
         p[u] *= inv;

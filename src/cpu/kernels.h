@@ -25,6 +25,10 @@ void OB_R(ob_cpu_matmul_dytx)(real *dw, const real *dy, const real *x, int n, in
 void OB_R(ob_cpu_gemm)(bool ta, bool tb, int m, int n, int k, real alpha, const real *a, int lda, const real *b,
                        int ldb, real beta, real *c, int ldc);
 
+/* z[i] = e^(z[i] − shift) for i < n, in place; returns their sum (in `real`
+ * over chunks of 256, the chunks in double). */
+double OB_R(ob_cpu_exp_shifted)(real *z, int n, real shift);
+
 /* One row of the norm below (y may be x): returns rstd, and the mean in *mean
  * (0 for RMSNorm). The inference runtime calls it to normalise as training does. */
 real OB_R(ob_cpu_norm_row)(real *y, const real *x, const real *g, int d, real eps, bool layernorm, real *mean);

@@ -9,14 +9,20 @@
 #include <cblas.h>
 #include <tgmath.h>
 
+#include "cpu/fast_exp.h"
+
+/* OB_EXP: the exponential of the softmaxes and sigmoids; in float, a version
+ * that vectorises. */
 #ifdef OB_REAL_DOUBLE
 typedef double real;
 #define OB_R(name) name##_f64
 #define OB_GEMM cblas_dgemm
+#define OB_EXP(x) exp(x)
 #else
 typedef float real;
 #define OB_R(name) name
 #define OB_GEMM cblas_sgemm
+#define OB_EXP(x) ob_fast_expf(x)
 #endif
 
 #endif
