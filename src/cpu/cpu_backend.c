@@ -65,19 +65,23 @@ static ob_status cpu_adamw(ob_backend *b, const ob_adamw *o) {
     float bc2_sqrt = sqrtf(1.0f - powf(o->beta2, (float)o->step));
     float step_size = o->lr / bc1;
     float clamp = (float)m->cfg.latent_clamp_max;
+    /* Copies in locals: read through `o` inside the loop, they might alias the
+     * arrays, and the loop would not vectorise. */
+    float beta1 = o->beta1, beta2 = o->beta2, eps = o->eps, grad_scale = o->grad_scale;
     for (int i = 0; i < m->num_params; i++) {
         const ob_param *p = &m->params[i];
         float *w = s->params + p->offset, *g = s->grads + p->offset;
         float *mo = s->m + p->offset, *v = s->v + p->offset;
         float decay = p->decay ? 1.0f - o->lr * o->weight_decay : 1.0f;
-#pragma omp parallel for schedule(static)
+        bool clamped = p->clamp;
+#pragma omp parallel for simd schedule(static)
         for (size_t k = 0; k < p->numel; k++) {
-            float gk = g[k] * o->grad_scale;
+            float gk = g[k] * grad_scale;
             float wk = w[k] * decay;
-            mo[k] = o->beta1 * mo[k] + (1.0f - o->beta1) * gk;
-            v[k] = o->beta2 * v[k] + (1.0f - o->beta2) * gk * gk;
-            wk -= step_size * mo[k] / (sqrtf(v[k]) / bc2_sqrt + o->eps);
-            if (p->clamp)
+            mo[k] = beta1 * mo[k] + (1.0f - beta1) * gk;
+            v[k] = beta2 * v[k] + (1.0f - beta2) * gk * gk;
+            wk -= step_size * mo[k] / (sqrtf(v[k]) / bc2_sqrt + eps);
+            if (clamped)
                 wk = wk > clamp ? clamp : (wk < -clamp ? -clamp : wk);
             w[k] = wk;
         }
