@@ -10,13 +10,29 @@
 
 static inline real clampr(real x, real c) { return x > c ? c : (x < -c ? -c : x); }
 
-/* β, μ and the dynamic-threshold α and mask size of W_c. */
+#define STATS_BLOCK 65536 /* elements per partial sum */
+
+/* β, μ and the dynamic-threshold α and mask size of W_c. The sums run over
+ * fixed blocks in parallel, and the blocks' partial sums are added in block
+ * order (`ordered`): the same bits for any thread count. */
 static void matrix_stats(const real *w, size_t n, real c, ob_quant_stats *st) {
+    long blocks = (long)((n + STATS_BLOCK - 1) / STATS_BLOCK);
     double abs_sum = 0, sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        real x = clampr(w[i], c);
-        abs_sum += fabs((double)x);
-        sum += x;
+#pragma omp parallel for ordered schedule(static, 1)
+    for (long b = 0; b < blocks; b++) {
+        size_t i0 = (size_t)b * STATS_BLOCK, i1 = n - i0 < STATS_BLOCK ? n : i0 + STATS_BLOCK;
+        double pa = 0, ps = 0;
+#pragma omp simd reduction(+ : pa, ps)
+        for (size_t i = i0; i < i1; i++) {
+            real x = clampr(w[i], c);
+            pa += fabs((double)x);
+            ps += x;
+        }
+#pragma omp ordered
+        {
+            abs_sum += pa;
+            sum += ps;
+        }
     }
     double beta = abs_sum / (double)n;
     st->beta = beta > 1e-8 ? beta : 1e-8;
@@ -24,11 +40,21 @@ static void matrix_stats(const real *w, size_t n, real c, ob_quant_stats *st) {
     real delta = (real)0.7 * (real)st->beta;
     double above = 0;
     int64_t count = 0;
-    for (size_t i = 0; i < n; i++) {
-        real a = fabs(clampr(w[i], c));
-        if (a > delta) {
-            above += a;
-            count++;
+#pragma omp parallel for ordered schedule(static, 1)
+    for (long b = 0; b < blocks; b++) {
+        size_t i0 = (size_t)b * STATS_BLOCK, i1 = n - i0 < STATS_BLOCK ? n : i0 + STATS_BLOCK;
+        double pa = 0;
+        int64_t pc = 0;
+#pragma omp simd reduction(+ : pa, pc)
+        for (size_t i = i0; i < i1; i++) {
+            real a = fabs(clampr(w[i], c));
+            pa += a > delta ? a : 0;
+            pc += a > delta;
+        }
+#pragma omp ordered
+        {
+            above += pa;
+            count += pc;
         }
     }
     st->alpha = count ? above / (double)count : 0;
