@@ -10,6 +10,20 @@
 
 static inline real clampr(real x, real c) { return x > c ? c : (x < -c ? -c : x); }
 
+/* rint(v) for |v| below 2^22 (float; 2^51 in double), in a form that
+ * vectorises where libm's rint is a call: adding and subtracting 1.5·2^23
+ * (1.5·2^52) rounds to nearest even. NaN and infinities pass through. Its
+ * callers round small values: x/β clamped to [−2, 2], and scaled activations
+ * within ±(qmax + 1). */
+static inline real rint_small(real v) {
+#ifdef OB_REAL_DOUBLE
+    const real magic = 6755399441055744.0;
+#else
+    const real magic = 12582912.0f;
+#endif
+    return (v + magic) - magic;
+}
+
 #define STATS_BLOCK 65536 /* elements per partial sum */
 
 /* β, μ and the dynamic-threshold α and mask size of W_c. The sums run over
@@ -61,6 +75,19 @@ static void matrix_stats(const real *w, size_t n, real c, ob_quant_stats *st) {
     st->mask_count = count;
 }
 
+/* The code (−1, 0 or +1) of a clamped latent weight x: binary by the sign of
+ * x − μ; ternary by |x| > δ (dynamic threshold) or by round(x/β) clamped to
+ * [−1, 1], where rounding x/β clamped to [−2, 2] first gives the same code. */
+static inline real hard_code(ob_quant_mode mode, bool dynamic_threshold, real x, real mu, real beta, real delta) {
+    if (mode == OB_MODE_BINARY)
+        return x - mu >= 0 ? (real)1 : (real)-1;
+    if (dynamic_threshold)
+        return fabs(x) > delta ? (x > 0 ? (real)1 : (real)-1) : (real)0;
+    real v = x / beta;
+    real q = rint_small(v > 2 ? (real)2 : (v < -2 ? (real)-2 : v));
+    return q > 1 ? (real)1 : (q < -1 ? (real)-1 : q);
+}
+
 void OB_R(ob_quant_weight_hard)(ob_quant_mode mode, bool dynamic_threshold, real clamp, const real *w, int rows,
                                 int cols, int8_t *codes, real *row_scales, real *wq, ob_quant_stats *stats) {
     size_t n = (size_t)rows * cols;
@@ -101,21 +128,16 @@ void OB_R(ob_quant_weight_hard)(ob_quant_mode mode, bool dynamic_threshold, real
     else
         scale = beta;
     real mu = (real)st.mu;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        real x = clampr(w[i], clamp), q;
-        if (mode == OB_MODE_BINARY)
-            q = x - mu >= 0 ? (real)1 : (real)-1;
-        else if (dynamic_threshold)
-            q = fabs(x) > delta ? (x > 0 ? (real)1 : (real)-1) : (real)0;
-        else {
-            q = rint(x / beta);
-            q = q > 1 ? (real)1 : (q < -1 ? (real)-1 : q);
-        }
-        if (codes)
-            codes[i] = (int8_t)q;
-        if (wq)
-            wq[i] = q * scale;
+    /* One loop per output, each vectorising (the mode's branches become selects). */
+    if (codes) {
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            codes[i] = (int8_t)hard_code(mode, dynamic_threshold, clampr(w[i], clamp), mu, beta, delta);
+    }
+    if (wq) {
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            wq[i] = hard_code(mode, dynamic_threshold, clampr(w[i], clamp), mu, beta, delta) * scale;
     }
     if (row_scales)
         for (int r = 0; r < rows; r++)
@@ -225,19 +247,6 @@ static real activation_scale(const real *x, int d, int bits) {
     }
     real qmax = (real)((1 << (bits - 1)) - 1);
     return qmax / (m > (real)1e-5 ? m : (real)1e-5);
-}
-
-/* rint(v) for |v| below 2^22 (float; 2^51 in double), in a form that
- * vectorises where libm's rint is a call: adding and subtracting 1.5·2^23
- * (1.5·2^52) rounds to nearest even. NaN and infinities pass through. The
- * scaled activations below are within ±(qmax + 1). */
-static inline real rint_small(real v) {
-#ifdef OB_REAL_DOUBLE
-    const real magic = 6755399441055744.0;
-#else
-    const real magic = 12582912.0f;
-#endif
-    return (v + magic) - magic;
 }
 
 void OB_R(ob_quant_activations)(const real *x, int n, int d, int bits, real *xq) {
