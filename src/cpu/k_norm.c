@@ -45,6 +45,7 @@ void OB_R(ob_cpu_norm_backward)(real *dx, real *dg, const real *dy, const real *
         real *dxi = dx + (size_t)i * d;
         real m = layernorm ? mean[i] : 0, r = rstd[i];
         double sum_dxh = 0, sum_dxh_xh = 0;
+#pragma omp simd reduction(+ : sum_dxh, sum_dxh_xh)
         for (int j = 0; j < d; j++) {
             double dxh = (double)dyi[j] * g[j];
             double xh = (double)(xi[j] - m) * r;
@@ -53,6 +54,7 @@ void OB_R(ob_cpu_norm_backward)(real *dx, real *dg, const real *dy, const real *
         }
         real mean_dxh = layernorm ? (real)(sum_dxh / d) : 0;
         real mean_dxh_xh = (real)(sum_dxh_xh / d);
+#pragma omp simd
         for (int j = 0; j < d; j++) {
             real xh = (xi[j] - m) * r;
             dxi[j] = r * (dyi[j] * g[j] - mean_dxh - xh * mean_dxh_xh);

@@ -240,10 +240,10 @@ void OB_R(ob_quant_weight_soft_backward)(ob_quant_mode mode, bool dynamic_thresh
 
 static real activation_scale(const real *x, int d, int bits) {
     real m = 0;
+#pragma omp simd reduction(max : m)
     for (int j = 0; j < d; j++) {
         real a = fabs(x[j]);
-        if (a > m)
-            m = a;
+        m = a > m ? a : m;
     }
     real qmax = (real)((1 << (bits - 1)) - 1);
     return qmax / (m > (real)1e-5 ? m : (real)1e-5);
