@@ -190,6 +190,7 @@ static void prepare_weights(OB_R(ob_cpu_pass) *p) {
                                        NULL, wq, &p->stats[i]);
         if (arenas(p, prm)) {
             real *wc = p->wc + prm->offset;
+#pragma omp parallel for simd schedule(static)
             for (size_t k = 0; k < prm->numel; k++)
                 wc[k] = w[k] > clamp ? clamp : (w[k] < -clamp ? -clamp : w[k]);
         }
@@ -257,9 +258,9 @@ static void mask_clamped_gradients(OB_R(ob_cpu_pass) *p) {
             continue;
         const real *w = p->params + prm->offset;
         real *g = p->grads + prm->offset;
+#pragma omp parallel for simd schedule(static)
         for (size_t k = 0; k < prm->numel; k++)
-            if (fabs(w[k]) > clamp)
-                g[k] = 0;
+            g[k] = fabs(w[k]) > clamp ? 0 : g[k];
     }
 }
 
@@ -338,6 +339,7 @@ static void attention_block_forward(OB_R(ob_cpu_pass) *p, int l, int B, int T) {
     const real *oq = quantise_input(p, wo, a->o, a->oq, N, H);
     linear_forward(p, lp->proj[OB_PROJ_O], a->o, oq, N, p->dtmp);
     real r = c->use_residual_scaling ? (real)(1.0 / sqrt(2.0)) : 1;
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < (size_t)N * H; i++)
         a->a[i] = a->x[i] + r * p->dtmp[i];
 }
@@ -361,6 +363,7 @@ static void ffn_block_forward(OB_R(ob_cpu_pass) *p, int l, int B, int T, real *x
     const real *hq = quantise_input(p, wdown, a->h, a->hq, N, F);
     linear_forward(p, lp->proj[OB_PROJ_DOWN], a->h, hq, N, p->dtmp);
     real r = c->use_residual_scaling ? (real)(1.0 / sqrt(2.0)) : 1;
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < (size_t)N * H; i++)
         x_next[i] = a->a[i] + r * p->dtmp[i];
 }
@@ -410,6 +413,7 @@ static double head_and_loss(OB_R(ob_cpu_pass) *p, const int32_t *targets, int N,
 }
 
 static void add_into(real *dst, const real *src, size_t n, real scale) {
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++)
         dst[i] += scale * src[i];
 }
@@ -426,6 +430,7 @@ static void layer_backward(OB_R(ob_cpu_pass) *p, int l, int B, int T) {
     real r = c->use_residual_scaling ? (real)(1.0 / sqrt(2.0)) : 1;
     bool ln = !c->use_subln;
     /* FFN: x' = a + r·down(act(up(n2), gate(n2))). */
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < NH; i++)
         p->dtmp[i] = r * p->dres[i];
     const ob_param *wdown = &m->params[lp->proj[OB_PROJ_DOWN]];
@@ -441,6 +446,7 @@ static void layer_backward(OB_R(ob_cpu_pass) *p, int l, int B, int T) {
                                p->params + m->params[lp->post_norm].offset, a->mean2, a->rstd2, N, H, ln);
     add_into(p->dres, p->dtmp, NH, 1); /* dres = dL/da */
     /* Attention: a = x + r·o_proj(attn(q, k, v)). */
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < NH; i++)
         p->dtmp[i] = r * p->dres[i];
     const ob_param *wo = &m->params[lp->proj[OB_PROJ_O]];
