@@ -16,10 +16,12 @@ double OB_R(ob_cpu_cross_entropy)(real *logits, const int32_t *targets, int n, i
         for (int v = 1; v < V; v++)
             maxv = z[v] > maxv ? z[v] : maxv;
         real zy = z[y];
-        double zsum = 0;
+        double zsum = 0; /* only the smoothing term needs it */
+        if (smoothing != 0) {
 #pragma omp simd reduction(+ : zsum)
-        for (int v = 0; v < V; v++)
-            zsum += z[v];
+            for (int v = 0; v < V; v++)
+                zsum += z[v];
+        }
         double sum = OB_R(ob_cpu_exp_shifted)(z, V, maxv);
         double lse = (double)maxv + log(sum);
         double nll = lse - zy;

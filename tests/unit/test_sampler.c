@@ -84,19 +84,22 @@ static void read_probs(const cJSON *arr, double *out, int n) {
         out[i] = cJSON_GetArrayItem(arr, i)->valuedouble;
 }
 
-static const double *sort_key;
-static int ascending(const void *a, const void *b) {
-    double x = sort_key[*(const int *)a], y = sort_key[*(const int *)b];
+typedef struct {
+    double p;
+    int id;
+} ranked;
+
+static int by_p(const void *a, const void *b) {
+    double x = ((const ranked *)a)->p, y = ((const ranked *)b)->p;
     return (x > y) - (x < y);
 }
 
 /* Ids in increasing order of probability. */
-static int *by_probability(const double *prob, int V) {
-    int *order = malloc((size_t)V * sizeof(int));
+static ranked *by_probability(const double *prob, int V) {
+    ranked *order = malloc((size_t)V * sizeof *order);
     for (int i = 0; i < V; i++)
-        order[i] = i;
-    sort_key = prob;
-    qsort(order, (size_t)V, sizeof(int), ascending);
+        order[i] = (ranked){prob[i], i};
+    qsort(order, (size_t)V, sizeof *order, by_p);
     return order;
 }
 
@@ -155,9 +158,9 @@ static void test_against_reference(void **state) {
             for (int i = 0; i < V; i++)
                 if (want[i] == 0 && count[i])
                     fail_msg("%s: id %d drawn %d times, its probability is 0", c->what, i, count[i]);
-            int *order = by_probability(want, V);
+            ranked *order = by_probability(want, V);
             for (int r = 0; r < V; r++) {
-                int i = order[r];
+                int i = order[r].id;
                 double expected = DRAWS * want[i];
                 if (expected == 0)
                     continue;
