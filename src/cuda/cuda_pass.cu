@@ -237,8 +237,10 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
 }
 
 /* Head and loss in chunks of rows; with training, dL/dnf goes to st->dn. The
- * cross-entropy turns each chunk's fp32 logits into their bf16 gradient in
- * place (rows of stride 2·ld bf16), which the backward products read there. */
+ * logits are bf16 (as under PyTorch's autocast: half the bytes of fp32 to write
+ * and read), or fp32 when the caller wants them. The cross-entropy turns each
+ * chunk's logits into their bf16 gradient in place (rows of stride 2·ld bf16
+ * either way), which the backward products read there. */
 static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
     gpu_state *st = p->st;
     const ob_model *m = st->m;
@@ -248,30 +250,37 @@ static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
     const ob_param *hp = param(p, hidx);
     const bf16 *xin = input_of(p, hidx, st->nf, st->nfq);
     const bf16 *dlogits = (const bf16 *)st->logits;
+    bool wide = st->host_logits != NULL;
+    cudaDataType zt = wide ? CUDA_R_32F : CUDA_R_16BF;
+    int zld = wide ? ld : dld;
     cudaStream_t s = st->stream;
     for (int r0 = 0; r0 < N; r0 += st->chunk) {
         int rows = N - r0 < st->chunk ? N - r0 : st->chunk;
         const bf16 *xr = xin + (size_t)r0 * H, *nr = st->nf + (size_t)r0 * H;
         MARK("head product");
-        ob_gemm_args a = ob_gemm_xwt(st->logits, CUDA_R_32F, xr, st->w_eff + hp->offset, rows, H, V);
-        a.ldd = ld;
+        ob_gemm_args a = ob_gemm_xwt(st->logits, zt, xr, st->w_eff + hp->offset, rows, H, V);
+        a.ldd = zld;
         a.alpha_device = scale_of(p, hidx, false);
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
         if (arenas(p, hp)) {
-            ob_gemm_args b = ob_gemm_xwt(st->logits, CUDA_R_32F, nr, st->wc + hp->offset, rows, H, V);
-            b.ldd = ld;
+            ob_gemm_args b = ob_gemm_xwt(st->logits, zt, nr, st->wc + hp->offset, rows, H, V);
+            b.ldd = zld;
             b.alpha = p->step->arenas;
             b.beta = 1.0f;
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
         }
-        if (st->host_logits)
+        if (wide)
             OB_CUDA_TRY(cudaMemcpy2DAsync(st->host_logits + (size_t)r0 * V, (size_t)V * sizeof(float), st->logits,
                                           (size_t)ld * sizeof(float), (size_t)V * sizeof(float), rows,
                                           cudaMemcpyDeviceToHost, s));
         MARK("cross-entropy");
-        OB_STATUS_TRY(ob_gpu_cross_entropy(st->logits, (size_t)ld, train, st->row_loss + r0, st->row_plain + r0,
-                                           st->targets + r0, rows, V, p->step->label_smoothing, grad_scale / (float)N,
-                                           s));
+        float gs = grad_scale / (float)N, eps = p->step->label_smoothing;
+        if (wide)
+            OB_STATUS_TRY(ob_gpu_cross_entropy(st->logits, (size_t)ld, train, st->row_loss + r0, st->row_plain + r0,
+                                               st->targets + r0, rows, V, eps, gs, s));
+        else
+            OB_STATUS_TRY(ob_gpu_cross_entropy((bf16 *)st->logits, (size_t)dld, train, st->row_loss + r0,
+                                               st->row_plain + r0, st->targets + r0, rows, V, eps, gs, s));
         if (!train)
             continue;
         MARK("head backward products");

@@ -69,38 +69,58 @@ __device__ __forceinline__ void softmax_add(float &m, float &s, float4 v) {
     s += __expf(v.x - m) + __expf(v.y - m) + __expf(v.z - m) + __expf(v.w - m);
 }
 
+/* Four logits in one access: a float4, or four bf16 in a uint2. */
+template <typename Z> struct four_of;
+template <> struct four_of<float> {
+    typedef float4 type;
+};
+template <> struct four_of<bf16> {
+    typedef uint2 type;
+};
+__device__ __forceinline__ float4 widen(float4 v) { return v; }
+__device__ __forceinline__ float4 widen(uint2 v) {
+    float2 lo = __bfloat1622float2(*(const __nv_bfloat162 *)&v.x), hi = __bfloat1622float2(*(const __nv_bfloat162 *)&v.y);
+    return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+__device__ __forceinline__ float widen(float v) { return v; }
+__device__ __forceinline__ float widen(bf16 v) { return __bfloat162float(v); }
+
 /* One block per row: loss = lse − (1−ε)·z_y − ε·mean(z); dz = (p − ε/V − (1−ε)[v = y])·grad_scale.
  * The row is read from device memory once when it fits in shared memory
  * (`staged`), else twice. The gradient (bf16) overwrites the row's first 2V
  * bytes: step by step, every thread reads its four logits, then after a
  * barrier writes their four gradients, whose bytes belong to logits read in
- * this step or earlier. */
+ * this step or earlier (fp32 logits), or are the very logits it read (bf16). */
+template <typename Z>
 __global__ void __launch_bounds__(CE_THREADS)
-    cross_entropy_kernel(float *logits, size_t ld, bool grad, bool staged, float *row_loss, float *row_plain,
+    cross_entropy_kernel(Z *logits, size_t ld, bool grad, bool staged, float *row_loss, float *row_plain,
                          const int32_t *targets, int V, float eps, float grad_scale) {
-    extern __shared__ float4 row_s[]; /* [V / 4] when staged */
-    float *z = logits + (size_t)blockIdx.x * ld;
-    const float4 *z4 = (const float4 *)z;
+    typedef typename four_of<Z>::type four;
+    extern __shared__ float4 staged_row[]; /* [V / 4] fours when staged */
+    four *row_s = (four *)staged_row;
+    Z *z = logits + (size_t)blockIdx.x * ld;
+    const four *z4 = (const four *)z;
     int y = targets[blockIdx.x], V4 = V / 4;
     float m = -INFINITY, s = 0, zs = 0;
 #pragma unroll 4
     for (int i = threadIdx.x; i < V4; i += CE_THREADS) {
-        float4 v = z4[i];
+        four raw = z4[i];
         if (staged)
-            row_s[i] = v;
+            row_s[i] = raw;
+        float4 v = widen(raw);
         softmax_add(m, s, v);
         zs += (v.x + v.y) + (v.z + v.w);
     }
     for (int j = 4 * V4 + threadIdx.x; j < V; j += CE_THREADS) {
-        softmax_add(m, s, make_float4(z[j], -INFINITY, -INFINITY, -INFINITY));
-        zs += z[j];
+        softmax_add(m, s, make_float4(widen(z[j]), -INFINITY, -INFINITY, -INFINITY));
+        zs += widen(z[j]);
     }
     float mx = block_max(m);
     float sum = block_sum(m == -INFINITY ? 0.0f : s * __expf(m - mx));
     float zsum = block_sum(zs);
     float lse = mx + logf(sum);
     if (threadIdx.x == 0) {
-        float nll = lse - z[y];
+        float nll = lse - widen(z[y]);
         row_plain[blockIdx.x] = nll;
         row_loss[blockIdx.x] = (1.0f - eps) * nll + eps * (lse - zsum / V);
     }
@@ -111,10 +131,10 @@ __global__ void __launch_bounds__(CE_THREADS)
     auto grad_of = [&](float v, int j) {
         return (__expf(v - mx) * inv - off - (j == y ? 1.0f - eps : 0.0f)) * grad_scale;
     };
-    const float4 *src = staged ? row_s : z4;
+    const four *src = staged ? row_s : z4;
     for (int base = 0; base < V4; base += CE_THREADS) {
         int i = base + threadIdx.x;
-        float4 v = i < V4 ? src[i] : make_float4(0, 0, 0, 0);
+        float4 v = i < V4 ? widen(src[i]) : make_float4(0, 0, 0, 0);
         __syncthreads();
         if (i < V4) {
             d2[2 * i] = __floats2bfloat162_rn(grad_of(v.x, 4 * i), grad_of(v.y, 4 * i + 1));
@@ -123,29 +143,42 @@ __global__ void __launch_bounds__(CE_THREADS)
     }
     /* The last V mod 4 logits lie past every gradient written so far. */
     int j = 4 * V4 + threadIdx.x;
-    float v = j < V ? z[j] : 0.0f;
+    float v = j < V ? widen(z[j]) : 0.0f;
     __syncthreads();
     if (j < V)
         ((bf16 *)z)[j] = __float2bfloat16(grad_of(v, j));
 }
 
-ob_status ob_gpu_cross_entropy(float *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
+template <typename Z>
+static ob_status cross_entropy(Z *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
                                const int32_t *targets, int n, int V, float smoothing, float grad_scale,
                                cudaStream_t s) {
-    if (ld % 4 || (uintptr_t)logits % 16)
-        return ob_error(OB_ERR_INVALID_ARG, "cuda: cross-entropy rows must be 16-byte aligned");
-    /* Staged: one block an SM, so unrolled loads keep enough bytes in flight. */
+    if (ld % 4 || (uintptr_t)logits % (4 * sizeof(Z)))
+        return ob_error(OB_ERR_INVALID_ARG, "cuda: cross-entropy rows must be aligned to four logits");
+    /* Staged: few blocks an SM, so unrolled loads keep enough bytes in flight. */
     int device, most;
     OB_CUDA_TRY(cudaGetDevice(&device));
     OB_CUDA_TRY(cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    size_t bytes = (size_t)(V / 4) * sizeof(float4);
+    size_t bytes = (size_t)(V / 4) * sizeof(typename four_of<Z>::type);
     bool staged = grad && bytes + 1024 <= (size_t)most;
     if (staged)
-        OB_CUDA_TRY(cudaFuncSetAttribute(cross_entropy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    cross_entropy_kernel<<<n, CE_THREADS, staged ? bytes : 0, s>>>(logits, ld, grad, staged, row_loss, row_plain,
-                                                                   targets, V, smoothing, grad_scale);
+        OB_CUDA_TRY(cudaFuncSetAttribute(cross_entropy_kernel<Z>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    cross_entropy_kernel<Z><<<n, CE_THREADS, staged ? bytes : 0, s>>>(logits, ld, grad, staged, row_loss, row_plain,
+                                                                      targets, V, smoothing, grad_scale);
     OB_LAUNCH_CHECK();
     return OB_OK;
+}
+
+ob_status ob_gpu_cross_entropy(float *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
+                               const int32_t *targets, int n, int V, float smoothing, float grad_scale,
+                               cudaStream_t s) {
+    return cross_entropy(logits, ld, grad, row_loss, row_plain, targets, n, V, smoothing, grad_scale, s);
+}
+
+ob_status ob_gpu_cross_entropy(bf16 *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
+                               const int32_t *targets, int n, int V, float smoothing, float grad_scale,
+                               cudaStream_t s) {
+    return cross_entropy(logits, ld, grad, row_loss, row_plain, targets, n, V, smoothing, grad_scale, s);
 }
 
 __global__ void bf16_to_f32_kernel(float *out, const bf16 *in, size_t n) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cuda/kernels.cuh"
+#include "cuda/vec_access.cuh"
 
 #define QBLOCK_ELEMS (1 << 16) /* elements per statistics block */
 #define QTHREADS 256
@@ -116,17 +117,39 @@ __device__ double block_sum_d(double v) {
     return t; /* valid in thread 0 */
 }
 
+/* Whether a block's range of m can be read 16 bytes at a time. */
+__device__ __forceinline__ bool block_vectorised(const float *m, const qblock &b) {
+    return ((uintptr_t)(m + b.begin) | (uintptr_t)((b.end - b.begin) * sizeof(float))) % 16 == 0;
+}
+
+/* Calls f(i, m[i]) for every element of the block's range, each thread taking
+ * four consecutive elements at a time where the range is aligned. */
+template <typename F>
+__device__ __forceinline__ void each_value(const float *m, const qblock &b, F f) {
+    if (block_vectorised(m, b)) {
+        for (int64_t i = b.begin + 4 * threadIdx.x; i < b.end; i += 4 * QTHREADS) {
+            float v[4];
+            load_w(v, m + i);
+            for (int k = 0; k < 4; k++)
+                f(i + k, v[k]);
+        }
+    } else {
+        for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS)
+            f(i, m[i]);
+    }
+}
+
 /* Pass 1: Σ|c| and Σc per block. */
 __global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const qblock *blocks, float clamp,
                               double *partials) {
     qblock b = blocks[blockIdx.x];
     const float *m = w + mats[b.matrix].offset;
     double sa = 0, s = 0;
-    for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS) {
-        float c = clampf(m[i], clamp);
+    each_value(m, b, [&](int64_t, float x) {
+        float c = clampf(x, clamp);
         sa += fabsf(c);
         s += c;
-    }
+    });
     sa = block_sum_d(sa);
     s = block_sum_d(s);
     if (threadIdx.x == 0) {
@@ -159,13 +182,13 @@ __global__ void stats_mask_sum(const float *w, const ob_gpu_matrix *mats, const 
     const float *m = w + mats[b.matrix].offset;
     float delta = 0.7f * stats[b.matrix].beta;
     double sa = 0, cnt = 0;
-    for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS) {
-        float a = fabsf(clampf(m[i], clamp));
+    each_value(m, b, [&](int64_t, float x) {
+        float a = fabsf(clampf(x, clamp));
         if (a > delta) {
             sa += a;
             cnt += 1;
         }
-    }
+    });
     sa = block_sum_d(sa);
     cnt = block_sum_d(cnt);
     if (threadIdx.x == 0) {
@@ -210,14 +233,16 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
     float delta = 0.7f * st.beta;
     float theta = dynamic ? 0.7f : 0.5f;
     float sigma = mat.mode == OB_MODE_BINARY ? st.beta : (dynamic ? st.alpha : st.beta);
-    for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS) {
-        float c = clampf(m[i], clamp), v;
+    if (rowwise && !wc) /* per_row_quant writes these */
+        return;
+    each_value(m, b, [&](int64_t i, float x) {
+        float c = clampf(x, clamp), v;
         if (wc)
             wc[mat.offset + i] = __float2bfloat16(c);
-        if (rowwise) /* per_row_quant writes these */
-            continue;
+        if (rowwise)
+            return;
         if (!quant) {
-            v = m[i];
+            v = x;
         } else if (mat.soft) {
             if (mat.mode == OB_MODE_BINARY) {
                 v = st.beta * tanhf(a * (c - st.mu) / st.beta);
@@ -233,7 +258,7 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
             v = fminf(fmaxf(rintf(c / st.beta), -1.0f), 1.0f);
         }
         out[i] = __float2bfloat16(v);
-    }
+    });
 }
 
 /* 8/4-bit: one warp per row; s_r = max|c|/qmax, value s_r·clamp(rint(c/s_r)). */

@@ -108,11 +108,14 @@ ob_status ob_gpu_embed_forward(float *x, const int32_t *tokens, const bf16 *emb,
 ob_status ob_gpu_embed_backward(float *demb, float *dpos, const float *dx, const int32_t *order,
                                 const int32_t *starts, const int32_t *ids, int distinct, int N, int T, int H,
                                 float factor, cudaStream_t s);
-/* Label-smoothed cross-entropy of fp32 logits rows (row stride ld, a multiple
- * of 4; 16-byte aligned): per-row loss (smoothed and plain) and, with grad, the
- * bf16 gradients scaled by grad_scale, written in place: row r's gradient is
- * the first V bf16 of its logits row, so the gradient rows have stride 2·ld. */
+/* Label-smoothed cross-entropy of fp32 or bf16 logits rows (row stride ld, a
+ * multiple of 4; rows aligned to four logits): per-row loss (smoothed and
+ * plain) and, with grad, the bf16 gradients scaled by grad_scale, written in
+ * place: row r's gradient is the first V bf16 of its logits row, so the
+ * gradient rows have stride 2·ld (fp32 logits) or ld (bf16). */
 ob_status ob_gpu_cross_entropy(float *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
+                               const int32_t *targets, int n, int V, float smoothing, float grad_scale, cudaStream_t s);
+ob_status ob_gpu_cross_entropy(bf16 *logits, size_t ld, bool grad, float *row_loss, float *row_plain,
                                const int32_t *targets, int n, int V, float smoothing, float grad_scale, cudaStream_t s);
 
 /* ---- element-wise helpers --------------------------------------------------- */

@@ -328,9 +328,11 @@ static void test_ffn(void **state) {
 
 /* The gradient overwrites the logits in place (bf16 rows of stride 2·ld):
  * V = 3001 leaves a tail of one logit past the last 16-byte group. */
-static void check_cross_entropy(int n, int V) {
+static void check_cross_entropy(int n, int V, bool bf16_logits) {
     size_t ld = ((size_t)V + 3) / 4 * 4;
     auto z = randv((size_t)n * V, 3);
+    if (bf16_logits)
+        z = rounded(z);
     std::vector<int32_t> t(n);
     for (auto &y : t)
         y = (int32_t)ob_rng_below(&rng, (uint64_t)V);
@@ -343,8 +345,19 @@ static void check_cross_entropy(int n, int V) {
     std::vector<float> first;
     for (int rep = 0; rep < 2; rep++) {
         float *dz = dev<float>((size_t)n * ld), *loss = dev<float>(n), *plain = dev<float>(n);
-        cudaMemcpy2D(dz, ld * sizeof(float), z.data(), V * sizeof(float), V * sizeof(float), n, cudaMemcpyHostToDevice);
-        OK(ob_gpu_cross_entropy(dz, ld, true, loss, plain, dt, n, V, 0.1f, 0.5f, 0));
+        if (bf16_logits) {
+            /* bf16 rows of stride 2·ld in the same buffer, as the head writes them. */
+            std::vector<bf16> zb(z.size());
+            for (size_t i = 0; i < z.size(); i++)
+                zb[i] = __float2bfloat16(z[i]);
+            cudaMemcpy2D(dz, 2 * ld * sizeof(bf16), zb.data(), V * sizeof(bf16), V * sizeof(bf16), n,
+                         cudaMemcpyHostToDevice);
+            OK(ob_gpu_cross_entropy((bf16 *)dz, 2 * ld, true, loss, plain, dt, n, V, 0.1f, 0.5f, 0));
+        } else {
+            cudaMemcpy2D(dz, ld * sizeof(float), z.data(), V * sizeof(float), V * sizeof(float), n,
+                         cudaMemcpyHostToDevice);
+            OK(ob_gpu_cross_entropy(dz, ld, true, loss, plain, dt, n, V, 0.1f, 0.5f, 0));
+        }
         auto gl = host_f(loss, n), gp = host_f(plain, n);
         double sl = 0, sp = 0;
         for (int i = 0; i < n; i++)
@@ -369,9 +382,11 @@ static void check_cross_entropy(int n, int V) {
 
 static void test_cross_entropy(void **state) {
     (void)state;
-    check_cross_entropy(45, 3001);
-    check_cross_entropy(7, 4100);
-    check_cross_entropy(3, 60001); /* too wide for shared memory: read twice */
+    for (int narrow = 0; narrow < 2; narrow++) {
+        check_cross_entropy(45, 3001, narrow);
+        check_cross_entropy(7, 4100, narrow);
+        check_cross_entropy(3, 60001 + 60000 * narrow, narrow); /* too wide for shared memory: read twice */
+    }
 }
 
 static void check_weight_quant(ob_quant_mode mode, bool dynamic, bool soft) {
