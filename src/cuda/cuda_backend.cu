@@ -348,7 +348,7 @@ static void gpu_destroy(ob_backend *b) {
         cudaSetDevice(st->device);
         if (st->stream)
             cudaStreamSynchronize(st->stream);
-        ob_gpu_profile_report(&st->prof);
+        ob_gpu_profile_report(&st->prof, "cuda profile", NULL);
         for (int i = 0; i < g->num_allocs; i++)
             cudaFree(g->allocs[i]);
         free(g->allocs);

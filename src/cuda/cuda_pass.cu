@@ -434,6 +434,7 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
     double sums[2];
     OB_CUDA_TRY(cudaMemcpyAsync(sums, st->sums, sizeof sums, cudaMemcpyDeviceToHost, s));
     ob_gpu_profile_flush(&st->prof, s);
+    ob_gemm_profile_flush(st->gemm);
     OB_CUDA_TRY(cudaStreamSynchronize(s));
     *loss = sums[0] / N;
     if (plain)

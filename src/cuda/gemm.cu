@@ -1,8 +1,10 @@
 /* cuBLASLt plans and execution (see gemm.cuh). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/gemm.cuh"
+#include "cuda/profile.cuh"
 
 #define PLAN_CACHE 128
 #define WORKSPACE_BYTES (64u << 20)
@@ -14,6 +16,7 @@ typedef struct {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc, ld;
     cublasLtMatmulAlgo_t algo;
+    char label[48]; /* "M x N x K, bf16|fp32[ +=]" for the profile */
 } plan;
 
 struct ob_gemm {
@@ -23,6 +26,7 @@ struct ob_gemm {
     float *constants; /* device {0, 1}: beta when alpha is a device pointer */
     plan plans[PLAN_CACHE];
     int num_plans;
+    ob_gpu_profile prof; /* per shape */
 };
 
 ob_status ob_gemm_create(cudaStream_t stream, ob_gemm **out) {
@@ -31,6 +35,7 @@ ob_status ob_gemm_create(cudaStream_t stream, ob_gemm **out) {
     if (!g)
         return ob_error(OB_ERR_NOMEM, "cuda: out of memory");
     g->stream = stream;
+    ob_gpu_profile_init(&g->prof);
     *out = g;
     OB_CUBLAS_TRY(cublasLtCreate(&g->handle));
     OB_CUDA_TRY(cudaMalloc(&g->workspace, WORKSPACE_BYTES));
@@ -42,9 +47,19 @@ ob_status ob_gemm_create(cudaStream_t stream, ob_gemm **out) {
 
 size_t ob_gemm_workspace_bytes(void) { return WORKSPACE_BYTES; }
 
+/* 2·M·N·K of a profile label. */
+static double label_flops(const char *label) {
+    int m = 0, n = 0, k = 0;
+    sscanf(label, "%d x %d x %d", &m, &n, &k);
+    return 2.0 * m * n * k;
+}
+
+void ob_gemm_profile_flush(ob_gemm *g) { ob_gpu_profile_flush(&g->prof, g->stream); }
+
 void ob_gemm_free(ob_gemm *g) {
     if (!g)
         return;
+    ob_gpu_profile_report(&g->prof, "cuBLASLt products by shape", label_flops);
     for (int i = 0; i < g->num_plans; i++) {
         plan *p = &g->plans[i];
         cublasLtMatmulDescDestroy(p->desc);
@@ -114,6 +129,8 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
         return ob_error(OB_ERR_DEVICE, "cuBLASLt: no algorithm for a %d x %d x %d product (status %d)", a->m, a->n,
                         a->k, (int)s);
     p->algo = result.algo;
+    snprintf(p->label, sizeof p->label, "%d x %d x %d, %s%s", a->m, a->n, a->k,
+             a->d_type == CUDA_R_32F ? "fp32" : "bf16", p->accumulate ? " +=" : "");
     return OB_OK;
 }
 
@@ -139,7 +156,10 @@ ob_status ob_gemm_run(ob_gemm *g, const ob_gemm_args *a) {
         OB_STATUS_TRY(make_plan(g, a, p));
         g->num_plans++;
     }
-    return launch(g, a, p, &p->algo, a->d, a->beta);
+    ob_gpu_profile_mark(&g->prof, g->stream, p->label);
+    ob_status st = launch(g, a, p, &p->algo, a->d, a->beta);
+    ob_gpu_profile_mark(&g->prof, g->stream, NULL);
+    return st;
 }
 
 static ob_status launch(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo, void *d,

@@ -26,6 +26,9 @@ typedef struct {
 } ob_gemm_args;
 
 ob_status ob_gemm_run(ob_gemm *g, const ob_gemm_args *args);
+/* With ONEBIT_CUDA_PROFILE=1, each product's time is summed per shape and
+ * printed (with its TFLOP/s) when the ob_gemm is freed; a pass ends with this. */
+void ob_gemm_profile_flush(ob_gemm *g);
 /* Device memory of one ob_gemm (its workspace). */
 size_t ob_gemm_workspace_bytes(void);
 

@@ -51,16 +51,20 @@ void ob_gpu_profile_flush(ob_gpu_profile *p, cudaStream_t s) {
         p->passes++;
 }
 
-void ob_gpu_profile_report(ob_gpu_profile *p) {
+void ob_gpu_profile_report(ob_gpu_profile *p, const char *title, double (*flops)(const char *name)) {
     if (!p->on || !p->passes)
         return;
     double total = 0;
     for (int i = 0; i < p->num_names; i++)
         total += p->ms[i];
-    fprintf(stderr, "cuda profile: %d passes, %.2f ms per pass\n", p->passes, total / p->passes);
-    for (int i = 0; i < p->num_names; i++)
-        fprintf(stderr, "  %-28s %9.3f ms/pass %5.1f%%  (%ld calls)\n", p->names[i], p->ms[i] / p->passes,
+    fprintf(stderr, "%s: %d passes, %.2f ms per pass\n", title, p->passes, total / p->passes);
+    for (int i = 0; i < p->num_names; i++) {
+        fprintf(stderr, "  %-28s %9.3f ms/pass %5.1f%%  (%ld calls)", p->names[i], p->ms[i] / p->passes,
                 100.0 * p->ms[i] / total, p->calls[i]);
+        if (flops && p->ms[i] > 0)
+            fprintf(stderr, "  %6.1f TFLOP/s", flops(p->names[i]) * p->calls[i] / (p->ms[i] * 1e9));
+        fputc('\n', stderr);
+    }
     for (int i = 0; i < PROF_EVENTS; i++)
         cudaEventDestroy(p->events[i]);
     p->on = false;

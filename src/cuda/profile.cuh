@@ -27,6 +27,8 @@ void ob_gpu_profile_init(ob_gpu_profile *p);
 void ob_gpu_profile_mark(ob_gpu_profile *p, cudaStream_t s, const char *label);
 /* Closes the pass: synchronises and adds up the phases. */
 void ob_gpu_profile_flush(ob_gpu_profile *p, cudaStream_t s);
-void ob_gpu_profile_report(ob_gpu_profile *p);
+/* Prints the table under `title` (and frees the events). With flops, a
+ * column of TFLOP/s from each name's floating-point operations per call. */
+void ob_gpu_profile_report(ob_gpu_profile *p, const char *title, double (*flops)(const char *name));
 
 #endif
