@@ -3,7 +3,7 @@
 # call: unpack the carried Debian libraries (scripts/device-deps.sh), build the
 # CUDA targets, run the GPU tests, then the benchmarks beside PyTorch's
 # bitnet_ref.py. Logs go to $OUT; a short table is printed last.
-#   bench/gpu/device_run.sh [test] [bench] [train]
+#   bench/gpu/device_run.sh [test] [bench] [train] [profile] [torchprof] [multi] [gutenberg]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp/onebit-out}
@@ -32,6 +32,7 @@ if [[ " $parts " == *" test "* ]]; then
   for t in test_gpu_kernels test_gpu_backend; do
     if timeout 300 "build-gpu/bin/$t" > "$out/$t.log" 2>&1; then r=passed; else r="FAILED ($?)"; fi
     grep -E "relative error|FAIL|ERROR|loss cpu" "$out/$t.log" | tail -60
+    [ "$r" = passed ] && rm "$out/$t.log"
     summary+=("$t: $r")
   done
 fi
@@ -72,7 +73,13 @@ if [[ " $parts " == *" gutenberg "* ]]; then
   grep -E "finished|validation loss" "$out/gutenberg.log" | tail -6
 fi
 if [[ " $parts " == *" profile "* ]]; then
-  ONEBIT_CUDA_PROFILE=1 ONEBIT_GEMM_VERBOSE=1 build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 \
+  ONEBIT_CUDA_PROFILE=1 build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 \
     --seq 1024 --steps 5 --warmup 2 --quant ternary 2>&1 | tee "$out/profile.txt"
 fi
+if [[ " $parts " == *" torchprof "* ]]; then
+  timeout 300 python3 bench/gpu/torch_profile.py .devdata/refs/bitnet_ref.py > "$out/torch_profile.txt" 2>&1
+  head -30 "$out/torch_profile.txt"
+fi
+# The device tool brings back few files: drop the logs of steps that worked.
+rm -f "$out/cmake.log" "$out/build.log" "$out"/ref_*.err
 printf '%s\n' "${summary[@]}"

@@ -129,6 +129,13 @@ static const bf16 *input_of(const pass *p, int lin, const bf16 *plain, const bf1
     return act_bits(p, param(p, lin)) ? q : plain;
 }
 
+/* Whether a layer keeps the quantised FFN activation in place of h: the down
+ * projection's products read only that (h itself only under Arenas), and the
+ * backward pass then need not rebuild it. */
+static bool keeps_hq(const pass *p, int down) {
+    return act_bits(p, param(p, down)) && !arenas(p, param(p, down));
+}
+
 static float residual_factor(const ob_config *c) { return c->use_residual_scaling ? 0.70710678118654752f : 1.0f; }
 
 static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next) {
@@ -174,9 +181,10 @@ static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next
         OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, NULL, r));
     int pd = lp->proj[OB_PROJ_DOWN];
     MARK("fwd ffn act+quant");
-    OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, st->hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
+    bf16 *hq = keeps_hq(p, pd) ? a->h : st->hq;
+    OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
     MARK("fwd gemm down");
-    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, st->hq), N, x_next, a->a, r);
+    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, hq), N, x_next, a->a, r);
 }
 
 /* st->dres holds dL/dx_{l+1} on entry and dL/dx_l on return. */
@@ -194,9 +202,10 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     int pd = lp->proj[OB_PROJ_DOWN], pu = lp->proj[OB_PROJ_UP], pg = lp->proj[OB_PROJ_GATE];
     /* st->dtmp holds r·dL/dx_{l+1} in bf16, from the norm backward before. */
     MARK("bwd gemm down");
-    if (act_bits(p, param(p, pd)))
-        OB_STATUS_TRY(ob_gpu_act_quant(st->hq, a->h, N, F, act_bits(p, param(p, pd)), s));
-    OB_STATUS_TRY(linear_backward(p, pd, a->h, st->hq, st->dtmp, 0, N, st->df1, false));
+    bf16 *hq = keeps_hq(p, pd) ? a->h : st->hq;
+    if (act_bits(p, param(p, pd)) && !keeps_hq(p, pd))
+        OB_STATUS_TRY(ob_gpu_act_quant(hq, a->h, N, F, act_bits(p, param(p, pd)), s));
+    OB_STATUS_TRY(linear_backward(p, pd, a->h, hq, st->dtmp, 0, N, st->df1, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     MARK("bwd ffn act");
     OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));

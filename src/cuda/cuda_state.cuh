@@ -22,7 +22,7 @@ typedef struct {
     bf16 *q, *k, *v;                    /* as attention sees them */
     float *lse;                         /* [B,nh,T] */
     bf16 *o;                            /* attention output [N,H] */
-    bf16 *u, *g, *h;                    /* FFN [N,F] */
+    bf16 *u, *g, *h;                    /* FFN [N,F]; h holds hq when the layer keeps it */
 } gpu_layer;
 
 typedef struct {
@@ -47,7 +47,7 @@ typedef struct {
     bf16 *nf, *nfq;
     float *dres;             /* [N,H] gradient of the residual stream */
     bf16 *dtmp, *dn, *dq, *dk, *dv, *df1, *df2, *df3;
-    bf16 *oq, *hq;           /* quantised o and h: rebuilt from o and h where needed */
+    bf16 *oq, *hq;           /* quantised o (and h under Arenas): rebuilt where needed */
     float *delta;
     float *scratch;          /* soft-regime weight gradients (largest matrix) */
     float *logits;           /* [chunk, logits_ld]; then their bf16 gradient in place */

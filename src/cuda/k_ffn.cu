@@ -60,7 +60,8 @@ __device__ __forceinline__ float ffn_value(int act, float u, float g) {
 }
 
 /* h = act(u, g) per row, then its activation quantiser into hq. The quantiser
- * reads the stored (bf16) h, as the backward pass does when it rebuilds hq. */
+ * reads the stored (bf16) h, as the backward pass does when it rebuilds hq.
+ * hq may be h itself: each lane reads back only what it wrote. */
 template <int W>
 __global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act,
                                    int bits) {

@@ -78,7 +78,7 @@ ob_status ob_gpu_qk_backward(bf16 *dy, float *dgain, float *partials, const bf16
                              const float *gain, const float *rope_cos, const float *rope_sin, int B, int T,
                              int heads, int hd, bool qk_norm, bool rope, cudaStream_t s);
 
-/* h = act(u[, g]) and, with act_bits, hq = x̃(h). */
+/* h = act(u[, g]) and, with act_bits, hq = x̃(h); hq may be h (quantised in place). */
 ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
                              cudaStream_t s);
 ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,

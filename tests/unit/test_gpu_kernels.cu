@@ -317,6 +317,8 @@ static void test_ffn(void **state) {
             bf16 *hq2 = dev<bf16>(cnt);
             OK(ob_gpu_act_quant(hq2, h, n, f, 8, 0));
             expect_same("activation quantiser of h", host_b(hq2, cnt), host_b(hq, cnt));
+            OK(ob_gpu_ffn_forward(hq2, hq2, du_, dg_, n, f, act, 8, 0));
+            expect_same("activation quantiser in place", host_b(hq2, cnt), host_b(hq, cnt));
             OK(ob_gpu_ffn_backward(gu, gg, ddh, du_, dg_, cnt, act, 0));
             ob_cpu_ffn_act_backward(rdu.data(), rdg.data(), dh.data(), u.data(), g.data(), cnt, (ob_cpu_act)act);
             expect_close("ffn backward du", host_b(gu, cnt), rdu, BF16_TOL);
