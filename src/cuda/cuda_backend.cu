@@ -100,6 +100,7 @@ static ob_status allocate(gpu_backend *g) {
         DALLOC(a->h, N * F);
     }
     DALLOC(st->xf, N * H);
+    DALLOC(st->branch, N * H);
     DALLOC(st->meanf, N);
     DALLOC(st->rstdf, N);
     DALLOC(st->nf, N * H);

@@ -1,7 +1,10 @@
 /* Forward and backward of the model on one GPU (docs/MODEL.md), step for step
  * the CPU reference of src/cpu/cpu_model.c: bf16 matrix products with fp32
- * accumulation, an fp32 residual stream and fp32 gradients. Products that add
- * into the residual stream do so in cuBLASLt's epilogue (beta = 1). */
+ * accumulation, an fp32 residual stream and fp32 gradients. The products of a
+ * block's output (o and down projections) write a bf16 branch, which the next
+ * norm adds into the residual stream as it reads it (as under PyTorch's
+ * autocast): cuBLASLt's fp32 epilogue that read and wrote the stream ran the
+ * o-projection at 40% of its bf16 speed. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,25 +40,17 @@ static const float *scale_of(const pass *p, int idx, bool residual) {
     return residual ? &s->scale_r : &s->scale;
 }
 
-/* y (= or, with beta, +=) the product of a linear: alpha is the matrix's scale
- * (times the residual factor when adding into the residual stream); Arenas adds
- * c·x·W_cᵀ. y is bf16, or fp32 when `residual` (then `base` is the stream it adds to). */
-static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf16 *xq, int n, void *y,
-                                const float *base, float r) {
+/* y (bf16) = the product of a linear: alpha is the matrix's scale (times the
+ * residual factor for a branch into the residual stream); Arenas adds c·x·W_cᵀ. */
+static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf16 *xq, int n, bf16 *y, bool residual,
+                                float r) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
-    bool residual = base != NULL;
-    ob_gemm_args a = ob_gemm_xwt(y, residual ? CUDA_R_32F : CUDA_R_16BF, xq, st->w_eff + prm->offset, n, prm->cols,
-                                 prm->rows);
+    ob_gemm_args a = ob_gemm_xwt(y, CUDA_R_16BF, xq, st->w_eff + prm->offset, n, prm->cols, prm->rows);
     a.alpha_device = scale_of(p, idx, residual);
-    if (residual) {
-        a.c = base;
-        a.beta = 1.0f;
-    }
     OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
     if (arenas(p, prm)) {
-        ob_gemm_args b = ob_gemm_xwt(y, residual ? CUDA_R_32F : CUDA_R_16BF, x, st->wc + prm->offset, n, prm->cols,
-                                     prm->rows);
+        ob_gemm_args b = ob_gemm_xwt(y, CUDA_R_16BF, x, st->wc + prm->offset, n, prm->cols, prm->rows);
         b.alpha = p->step->arenas * (residual ? r : 1.0f);
         b.beta = 1.0f;
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
@@ -112,16 +107,18 @@ static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf
     return OB_OK;
 }
 
-/* Norm of fp32 rows into y (unquantised, kept when Arenas needs it) and yq. */
-static ob_status norm_quant(const pass *p, int norm_idx, int first_linear, const float *x, bf16 *y, bf16 *yq,
-                            float *mean, float *rstd) {
+/* Norm of the fp32 rows x into y (unquantised, kept when Arenas needs it) and
+ * yq; with a branch, of x + branch, stored to x_sum first. */
+static ob_status norm_quant(const pass *p, int norm_idx, int first_linear, float *x_sum, const float *x,
+                            const bf16 *branch, bf16 *y, bf16 *yq, float *mean, float *rstd) {
     gpu_state *st = p->st;
     const ob_config *c = &st->m->cfg;
     const ob_param *lin = param(p, first_linear);
     int bits = act_bits(p, lin);
     bf16 *plain = arenas(p, lin) || bits == 0 ? y : yq;
-    return ob_gpu_norm_forward(plain, bits ? yq : plain, mean, rstd, x, st->params + param(p, norm_idx)->offset, p->N,
-                               c->hidden_size, (float)c->layer_norm_eps, !c->use_subln, bits, st->stream);
+    return ob_gpu_norm_forward(plain, bits ? yq : plain, mean, rstd, x_sum, x, branch,
+                               st->params + param(p, norm_idx)->offset, p->N, c->hidden_size,
+                               (float)c->layer_norm_eps, !c->use_subln, bits, st->stream);
 }
 
 /* The input a layer's products use: quantised, or plain when no quantiser ran. */
@@ -138,7 +135,9 @@ static bool keeps_hq(const pass *p, int down) {
 
 static float residual_factor(const ob_config *c) { return c->use_residual_scaling ? 0.70710678118654752f : 1.0f; }
 
-static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next) {
+/* Layer l's input x_l is layer l−1's a plus its FFN branch (st->branch), made
+ * by the input norm; on return st->branch holds this layer's FFN branch. */
+static ob_status layer_forward(const pass *p, int l, int B, int T) {
     gpu_state *st = p->st;
     const ob_model *m = st->m;
     const ob_config *c = &m->cfg;
@@ -149,12 +148,14 @@ static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next
     float r = residual_factor(c), eps = (float)c->layer_norm_eps;
     int pq = lp->proj[OB_PROJ_Q];
     MARK("fwd norm+quant");
-    OB_STATUS_TRY(norm_quant(p, lp->input_norm, pq, a->x, a->n1, a->x1q, a->mean1, a->rstd1));
+    const float *prev = l > 0 ? st->layers[l - 1].a : a->x;
+    OB_STATUS_TRY(norm_quant(p, lp->input_norm, pq, a->x, prev, l > 0 ? st->branch : NULL, a->n1, a->x1q, a->mean1,
+                             a->rstd1));
     const bf16 *x1 = input_of(p, pq, a->n1, a->x1q);
     MARK("fwd gemm qkv");
-    OB_STATUS_TRY(linear_forward(p, pq, a->n1, x1, N, a->q, NULL, r));
-    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_K], a->n1, x1, N, a->k, NULL, r));
-    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_V], a->n1, x1, N, a->v, NULL, r));
+    OB_STATUS_TRY(linear_forward(p, pq, a->n1, x1, N, a->q, false, r));
+    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_K], a->n1, x1, N, a->k, false, r));
+    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_V], a->n1, x1, N, a->v, false, r));
     const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
     const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
     MARK("fwd qk-norm+rope");
@@ -169,22 +170,22 @@ static ob_status layer_forward(const pass *p, int l, int B, int T, float *x_next
     if (act_bits(p, param(p, po)))
         OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), st->stream));
     MARK("fwd gemm o");
-    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, st->oq), N, a->a, a->x, r));
+    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, st->oq), N, st->branch, true, r));
     int pu = lp->proj[OB_PROJ_UP];
     MARK("fwd norm+quant");
-    OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->n2, a->x2q, a->mean2, a->rstd2));
+    OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->x, st->branch, a->n2, a->x2q, a->mean2, a->rstd2));
     const bf16 *x2 = input_of(p, pu, a->n2, a->x2q);
     MARK("fwd gemm up/gate");
-    OB_STATUS_TRY(linear_forward(p, pu, a->n2, x2, N, a->u, NULL, r));
+    OB_STATUS_TRY(linear_forward(p, pu, a->n2, x2, N, a->u, false, r));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     if (act == 2)
-        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, NULL, r));
+        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, false, r));
     int pd = lp->proj[OB_PROJ_DOWN];
     MARK("fwd ffn act+quant");
     bf16 *hq = keeps_hq(p, pd) ? a->h : st->hq;
     OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
     MARK("fwd gemm down");
-    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, hq), N, x_next, a->a, r);
+    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, hq), N, st->branch, true, r);
 }
 
 /* st->dres holds dL/dx_{l+1} on entry and dL/dx_l on return. */
@@ -409,13 +410,13 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
                                        m->positions >= 0 ? st->params + param(&p, m->positions)->offset : NULL, N, T,
                                        H, s));
     for (int l = 0; l < L; l++)
-        OB_STATUS_TRY(layer_forward(&p, l, B, T, l + 1 < L ? st->layers[l + 1].x : st->xf));
+        OB_STATUS_TRY(layer_forward(&p, l, B, T));
     int hidx = m->head;
     int bits = act_bits(&p, param(&p, hidx));
     bf16 *plain_nf = arenas(&p, param(&p, hidx)) || bits == 0 ? st->nf : st->nfq;
     OB_STATUS_TRY(ob_gpu_norm_forward(plain_nf, bits ? st->nfq : plain_nf, st->meanf, st->rstdf, st->xf,
-                                      st->params + param(&p, m->final_norm)->offset, N, H, (float)c->layer_norm_eps,
-                                      !c->use_subln, bits, s));
+                                      st->layers[L - 1].a, st->branch, st->params + param(&p, m->final_norm)->offset,
+                                      N, H, (float)c->layer_norm_eps, !c->use_subln, bits, s));
     st->host_logits = host_logits;
     OB_STATUS_TRY(head_and_loss(&p, train, grad_scale));
     ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");

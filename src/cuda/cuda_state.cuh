@@ -45,6 +45,7 @@ typedef struct {
     gpu_layer *layers;
     float *xf, *meanf, *rstdf;
     bf16 *nf, *nfq;
+    bf16 *branch;            /* [N,H] a block's output product, added to the stream by the next norm */
     float *dres;             /* [N,H] gradient of the residual stream */
     bf16 *dtmp, *dn, *dq, *dk, *dv, *df1, *df2, *df3;
     bf16 *oq, *hq;           /* quantised o (and h under Arenas): rebuilt where needed */

@@ -6,34 +6,46 @@
 #define DG_ROWS 32 /* rows per partial sum of a gain gradient */
 
 /* One warp per row, W columns per lane access; each pass reads the row again
- * (from L1). y is written unless it is yq and a quantiser runs. */
+ * (from L1). With a branch, the row is x + branch, stored to x_sum by the
+ * first pass. y is written unless it is yq and a quantiser runs. */
 #define ROW_WARPS 8
 
 template <int W>
-__global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g,
-                                    int n, int d, float eps, bool layernorm, int bits) {
+__global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd, float *x_sum, const float *x,
+                                    const bf16 *branch, const float *g, int n, int d, float eps, bool layernorm,
+                                    int bits) {
     int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n)
         return;
     const float *xr = x + (size_t)row * d;
+    float *sr = branch ? x_sum + (size_t)row * d : NULL;
+    /* First pass: the row (x + branch, stored), and the sum for the mean
+     * (LayerNorm) or the sum of squares (RMSNorm). */
     float s = 0;
-    if (layernorm) {
+    for (int j = W * lane; j < d; j += 32 * W) {
+        float v[W];
+        load_w(v, xr + j);
+        if (sr) {
+            float b[W];
+            load_w(b, branch + (size_t)row * d + j);
+            for (int k = 0; k < W; k++)
+                v[k] += b[k];
+            store_w(sr + j, v);
+        }
+        for (int k = 0; k < W; k++)
+            s += layernorm ? v[k] : v[k] * v[k];
+    }
+    if (sr)
+        xr = sr; /* later passes read this lane's own stores */
+    float m = layernorm ? warp_sum(s) / d : 0.0f;
+    float ss = layernorm ? 0.0f : s;
+    if (layernorm)
         for (int j = W * lane; j < d; j += 32 * W) {
             float v[W];
             load_w(v, xr + j);
             for (int k = 0; k < W; k++)
-                s += v[k];
+                ss += (v[k] - m) * (v[k] - m);
         }
-        s = warp_sum(s);
-    }
-    float m = layernorm ? s / d : 0.0f;
-    float ss = 0;
-    for (int j = W * lane; j < d; j += 32 * W) {
-        float v[W];
-        load_w(v, xr + j);
-        for (int k = 0; k < W; k++)
-            ss += (v[k] - m) * (v[k] - m);
-    }
     ss = warp_sum(ss);
     float r = rsqrtf(ss / d + eps);
     if (lane == 0) {
@@ -68,13 +80,16 @@ __global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd,
     }
 }
 
-ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g, int n,
-                              int d, float eps, bool layernorm, int act_bits, cudaStream_t s) {
+ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, float *x_sum, const float *x,
+                              const bf16 *branch, const float *g, int n, int d, float eps, bool layernorm,
+                              int act_bits, cudaStream_t s) {
     unsigned blocks = ob_blocks((size_t)n, ROW_WARPS);
-    if (d % 4 == 0 && all_aligned(16, x, g) && all_aligned(8, y, yq))
-        norm_forward_kernel<4><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x, g, n, d, eps, layernorm, act_bits);
+    if (d % 4 == 0 && all_aligned(16, x, g, x_sum) && all_aligned(8, y, yq, branch))
+        norm_forward_kernel<4><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x_sum, x, branch, g, n, d, eps,
+                                                                 layernorm, act_bits);
     else
-        norm_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x, g, n, d, eps, layernorm, act_bits);
+        norm_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x_sum, x, branch, g, n, d, eps,
+                                                                 layernorm, act_bits);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

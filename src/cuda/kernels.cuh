@@ -55,9 +55,12 @@ ob_status ob_gpu_mask_clamped(ob_gpu_wquant *q, const float *w, float *grads, fl
 
 /* Norm (RMS or bias-free Layer) of fp32 rows, saving mean and rstd; writes the
  * bf16 normalised rows to `y` and, when act_bits > 0, their activation-quantised
- * version to `yq` (yq may equal y when the unquantised rows are not needed). */
-ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, const float *x, const float *g, int n,
-                              int d, float eps, bool layernorm, int act_bits, cudaStream_t s);
+ * version to `yq` (yq may equal y when the unquantised rows are not needed).
+ * With a bf16 branch, the rows normalised are x + branch (the residual stream
+ * after a block's product), written to x_sum. */
+ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, float *x_sum, const float *x,
+                              const bf16 *branch, const float *g, int n, int d, float eps, bool layernorm,
+                              int act_bits, cudaStream_t s);
 /* dx (fp32, = or += when accumulate) and the gain gradient (fp32 +=) from bf16 dy;
  * with dx16, also scale16·dx (the result) in bf16, the next product's input.
  * `partials` holds ob_gpu_norm_partials(n, d) floats. */

@@ -132,7 +132,7 @@ static void test_norms(void **state) {
         auto x = randv((size_t)n * d, 2), g = randv(d, 1), dy = rounded(randv((size_t)n * d, 1));
         float *dx_ = dev_f(x), *dg_ = dev_f(g), *mean = dev<float>(n), *rstd = dev<float>(n);
         bf16 *y = dev<bf16>((size_t)n * d), *yq = dev<bf16>((size_t)n * d);
-        OK(ob_gpu_norm_forward(y, yq, mean, rstd, dx_, dg_, n, d, 1e-5f, ln, 8, 0));
+        OK(ob_gpu_norm_forward(y, yq, mean, rstd, NULL, dx_, NULL, dg_, n, d, 1e-5f, ln, 8, 0));
         std::vector<float> ry((size_t)n * d), rm(n), rr(n), rq((size_t)n * d);
         ob_cpu_norm_forward(ry.data(), rm.data(), rr.data(), x.data(), g.data(), n, d, 1e-5f, ln);
         ob_quant_activations(ry.data(), n, d, 8, rq.data());
@@ -147,9 +147,21 @@ static void test_norms(void **state) {
          * accumulating into a random dx with its bf16 copy; each twice, bit for bit. */
         float *g_odd = dev<float>(d + 1) + 1;
         cudaMemcpy(g_odd, g.data(), d * sizeof(float), cudaMemcpyHostToDevice);
-        OK(ob_gpu_norm_forward(y, yq, mean, rstd, dx_, g_odd, n, d, 1e-5f, ln, 8, 0));
+        OK(ob_gpu_norm_forward(y, yq, mean, rstd, NULL, dx_, NULL, g_odd, n, d, 1e-5f, ln, 8, 0));
         expect_close("norm forward, gains unaligned", host_b(y, ry.size()), ry, BF16_TOL);
         expect_close("norm + quantiser, gains unaligned", host_b(yq, rq.size()), rq, BF16_TOL);
+        /* A block's bf16 branch added on the way in: x + branch stored, then normalised. */
+        auto branch = rounded(randv((size_t)n * d, 1));
+        std::vector<float> xs(x.size()), rys(x.size()), rqs(x.size()), rms(n), rrs(n);
+        for (size_t i = 0; i < xs.size(); i++)
+            xs[i] = x[i] + branch[i];
+        ob_cpu_norm_forward(rys.data(), rms.data(), rrs.data(), xs.data(), g.data(), n, d, 1e-5f, ln);
+        ob_quant_activations(rys.data(), n, d, 8, rqs.data());
+        float *sum = dev<float>(xs.size());
+        OK(ob_gpu_norm_forward(yq, yq, dev<float>(n), dev<float>(n), sum, dx_, dev_b(branch), dg_, n, d, 1e-5f, ln, 8,
+                               0));
+        expect_same("stream plus branch", host_f(sum, xs.size()), xs);
+        expect_close("norm + quantiser of stream plus branch", host_b(yq, rqs.size()), rqs, BF16_TOL);
         auto dx0 = randv((size_t)n * d, 1);
         std::vector<float> rdx_acc(rdx.size()), rdx16(rdx.size());
         for (size_t i = 0; i < rdx.size(); i++) {
