@@ -3,7 +3,7 @@
 # call: unpack the carried Debian libraries (scripts/device-deps.sh), build the
 # CUDA targets, run the GPU tests, then the benchmarks beside PyTorch's
 # bitnet_ref.py. Logs go to $OUT; a short table is printed last.
-#   bench/gpu/device_run.sh [test] [bench] [train] [profile] [torchprof] [multi] [gutenberg]
+#   bench/gpu/device_run.sh [test] [bench | onebit-bench] [train] [profile] [torchprof] [ncu] [multi] [gutenberg]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp/onebit-out}
@@ -36,12 +36,14 @@ if [[ " $parts " == *" test "* ]]; then
     summary+=("$t: $r")
   done
 fi
-if [[ " $parts " == *" bench "* ]]; then
+if [[ " $parts " == *" bench "* || " $parts " == *" onebit-bench "* ]]; then
   cfg=.devdata/refs/gpt2-124m-ternary.json
   for q in ternary fp; do
     build-gpu/bin/bench_gpu_train --config "$cfg" --batch 16 --seq 1024 --steps 15 --warmup 3 --quant $q \
       2>&1 | tee -a "$out/bench.jsonl" | tail -1
   done
+fi
+if [[ " $parts " == *" bench "* ]]; then
   for q in ternary fp; do
     timeout 400 python3 .devdata/refs/bitnet_ref.py --quant $q --compile 1 --steps 15 --bs 16 --T 1024 2>"$out/ref_$q.err" \
       | tee -a "$out/bench.jsonl" | tail -1
@@ -79,6 +81,20 @@ fi
 if [[ " $parts " == *" torchprof "* ]]; then
   timeout 300 python3 bench/gpu/torch_profile.py .devdata/refs/bitnet_ref.py > "$out/torch_profile.txt" 2>&1
   head -30 "$out/torch_profile.txt"
+fi
+if [[ " $parts " == *" ncu "* ]]; then
+  # Nsight Compute sections of the attention and row kernels, one launch each.
+  ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -z "$ncu" ]; then echo "ncu: not installed"; else
+    run=(build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 --seq 1024 --steps 1
+         --warmup 0 --quant ternary)
+    sections=(--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats
+              --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis)
+    "$ncu" "${sections[@]}" -k regex:"mma_forward|ffn_forward_kernel|norm_forward_kernel|act_quant_kernel" -c 5 \
+      "${run[@]}" > "$out/ncu_fwd.txt" 2>&1
+    "$ncu" "${sections[@]}" -k regex:"mma_backward|norm_backward_kernel" -c 4 "${run[@]}" > "$out/ncu_bwd.txt" 2>&1
+    cat "$out/ncu_fwd.txt" "$out/ncu_bwd.txt" | grep -E "^  [a-z_]+.*\(|==ERR|Duration|Compute \(SM\) Th|Memory Throughput|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Executed Ipc A|L1/TEX Hit|Shared Memory|Issue Slots Busy|One or More Eligible|No Eligible" | head -120
+  fi
 fi
 # The device tool brings back few files: drop the logs of steps that worked.
 rm -f "$out/cmake.log" "$out/build.log" "$out"/ref_*.err
