@@ -2,10 +2,11 @@
  * GPT-2 124M ternary model of ../shared/refs/gpt2-124m-ternary.json) at batch
  * B x T with random tokens, timed over full optimizer steps (forward, backward,
  * clipping, AdamW), with and without quantisation. Prints tokens/s, step time,
- * MFU and device memory as JSON lines; bench/gpu/compare.sh runs PyTorch's
- * bitnet_ref.py beside it on the same GPU and prints the ratio.
+ * TFLOP/s, MFU (against --peak-tflops, the GPU's dense bf16 peak) and device
+ * memory as JSON lines; bench/gpu/device_run.sh runs PyTorch's bitnet_ref.py
+ * beside it on the same GPU.
  *   bench_gpu_train [--config FILE] [--batch 16] [--seq 1024] [--steps 20] [--warmup 5]
- *                   [--quant ternary|fp] [--device cuda:0] */
+ *                   [--quant ternary|fp] [--device cuda:0] [--peak-tflops 989.4] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ static int compare_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     const char *config = "../shared/refs/gpt2-124m-ternary.json", *quant = "ternary", *device = "cuda:0";
     int batch = 16, seq = 1024, steps = 20, warmup = 5;
+    double peak = 989.4; /* NVIDIA's datasheet figure for an H100 SXM, dense bf16 */
     const ob_arg args[] = {
         {"--config", OB_ARG_STRING, &config, "FILE", "model config", NULL, 0, 0, NULL},
         {"--batch", OB_ARG_INT, &batch, "B", "sequences per step", NULL, 1, 4096, NULL},
@@ -30,6 +32,7 @@ int main(int argc, char **argv) {
         {"--warmup", OB_ARG_INT, &warmup, "N", "untimed steps first", NULL, 0, 100000, NULL},
         {"--quant", OB_ARG_CHOICE, &quant, NULL, "quantisation on (hard) or off", "ternary|fp", 0, 0, NULL},
         {"--device", OB_ARG_STRING, &device, "DEV", "cuda or cuda:N", NULL, 0, 0, NULL},
+        {"--peak-tflops", OB_ARG_DOUBLE, &peak, "X", "the GPU's dense bf16 peak, for the MFU", NULL, 1e-3, 1e6, NULL},
         {0},
     };
     const ob_command_spec spec = {.name = "bench_gpu_train", .summary = "Time GPU training steps.", .args = args};
@@ -95,9 +98,11 @@ int main(int argc, char **argv) {
     double tok_s = N / med;
     /* mem_gb: what onebit allocated (as torch.cuda.max_memory_allocated counts);
      * device_used_gb adds the CUDA context and libraries. */
+    double tflops = flops_tok * tok_s / 1e12;
     printf("{\"impl\": \"onebit\", \"quant\": \"%s\", \"params\": %lld, \"bs\": %d, \"T\": %d, \"step_ms\": %.2f, "
-           "\"tok_s\": %.0f, \"tflops\": %.1f, \"loss\": %.4f, \"mem_gb\": %.2f, \"device_used_gb\": %.2f}\n",
-           quant, (long long)params, batch, seq, med * 1e3, tok_s, flops_tok * tok_s / 1e12, loss,
+           "\"tok_s\": %.0f, \"tflops\": %.1f, \"mfu\": %.3f, \"loss\": %.4f, \"mem_gb\": %.2f, "
+           "\"device_used_gb\": %.2f}\n",
+           quant, (long long)params, batch, seq, med * 1e3, tok_s, tflops, tflops / peak, loss,
            b->device_bytes / 1e9, used / 1e9);
     free(times), free(in), free(tg);
     ob_backend_free(b);
