@@ -5,7 +5,7 @@ time per step.
 
   python3 bench/gpu/torch_profile.py path/to/bitnet_ref.py [--quant ternary] [--steps 3]
 """
-import argparse, importlib.util, sys
+import argparse, importlib.util
 import torch
 from torch.profiler import profile, ProfilerActivity
 
@@ -52,6 +52,8 @@ with profile(activities=[ProfilerActivity.CUDA]) as prof:
     for _ in range(a.steps):
         step()
     torch.cuda.synchronize()
+
+
 def gpu_us(e):
     return getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
 
