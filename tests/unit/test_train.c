@@ -1,11 +1,12 @@
 /* The trainer end to end on small random data: a stopped and resumed run ends
  * bit-identical to an uninterrupted one, metrics are written, a diverging run
- * stops with a clear error and leaves the last checkpoint intact, and a model
- * overfits a small text. */
+ * stops with a clear error and leaves the last checkpoint intact, a model
+ * overfits a small text, and bad device names get clear errors. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "onebit/backend.h"
 #include "onebit/data.h"
 #include "onebit/json.h"
 #include "onebit/train.h"
@@ -209,11 +210,46 @@ static void test_divergence_stops_cleanly(void **state) {
     free(root);
 }
 
+/* Device names: a clear error for a malformed one, for a GPU index past the
+ * visible GPUs and, on a machine without a GPU (or a build without CUDA), for
+ * cuda itself; data-parallel training needs cuda. Nothing is created. */
+static void test_device_errors(void **state) {
+    (void)state;
+    char *root = tu_make_temp_dir();
+    char *config = write_config(root, "");
+    ob_config cfg;
+    assert_ok(ob_config_load(config, &cfg));
+    ob_model *m;
+    assert_ok(ob_model_create(&cfg, &m));
+    ob_backend *b = (ob_backend *)&b; /* not NULL: a failed create must clear it */
+    assert_fails_with(ob_backend_create("gpu", m, 2, 8, &b), OB_ERR_INVALID_ARG, "'gpu': expected cpu, cuda or");
+    assert_fails_with(ob_backend_create("cuda:x", m, 2, 8, &b), OB_ERR_INVALID_ARG, "'cuda:x': expected cuda or");
+    assert_fails_with(ob_backend_create("cuda:", m, 2, 8, &b), OB_ERR_INVALID_ARG, "expected cuda or cuda:N");
+    assert_fails_with(ob_backend_create("cuda:-1", m, 2, 8, &b), OB_ERR_INVALID_ARG, "expected cuda or cuda:N");
+    assert_fails_with(ob_backend_create("cuda0", m, 2, 8, &b), OB_ERR_INVALID_ARG, "expected cpu, cuda or cuda:N");
+    if (ob_cuda_available()) {
+        assert_fails_with(ob_backend_create("cuda:255", m, 2, 8, &b), OB_ERR_DEVICE, "GPU(s) are visible");
+    } else {
+        ob_status st = ob_backend_create("cuda", m, 2, 8, &b);
+        assert_true(st == OB_ERR_DEVICE || st == OB_ERR_UNSUPPORTED);
+        assert_non_null(strstr(ob_last_error(), "device 'cuda"));
+    }
+    ob_dist dist = {.rank = 0, .world = 2, .local_rank = 0};
+    assert_fails_with(ob_backend_create_dist("cpu", m, 2, 8, &dist, &b), OB_ERR_UNSUPPORTED, "needs --device cuda");
+    assert_null(b);
+    ob_model_free(m);
+    ob_config_free(&cfg);
+    free(config);
+    tu_remove_tree(root);
+    free(root);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_learns),
         cmocka_unit_test(test_divergence_stops_cleanly),
+        cmocka_unit_test(test_device_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
