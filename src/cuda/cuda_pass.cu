@@ -40,10 +40,12 @@ static const float *scale_of(const pass *p, int idx, bool residual) {
     return residual ? &s->scale_r : &s->scale;
 }
 
+static float residual_factor(const ob_config *c) { return c->use_residual_scaling ? 0.70710678118654752f : 1.0f; }
+
 /* y (bf16) = the product of a linear: alpha is the matrix's scale (times the
  * residual factor for a branch into the residual stream); Arenas adds c·x·W_cᵀ. */
-static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf16 *xq, int n, bf16 *y, bool residual,
-                                float r) {
+static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf16 *xq, int n, bf16 *y,
+                                bool residual) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
     ob_gemm_args a = ob_gemm_xwt(y, CUDA_R_16BF, xq, st->w_eff + prm->offset, n, prm->cols, prm->rows);
@@ -51,7 +53,7 @@ static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf1
     OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
     if (arenas(p, prm)) {
         ob_gemm_args b = ob_gemm_xwt(y, CUDA_R_16BF, x, st->wc + prm->offset, n, prm->cols, prm->rows);
-        b.alpha = p->step->arenas * (residual ? r : 1.0f);
+        b.alpha = p->step->arenas * (residual ? residual_factor(&st->m->cfg) : 1.0f);
         b.beta = 1.0f;
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
     }
@@ -133,8 +135,6 @@ static bool keeps_hq(const pass *p, int down) {
     return act_bits(p, param(p, down)) && !arenas(p, param(p, down));
 }
 
-static float residual_factor(const ob_config *c) { return c->use_residual_scaling ? 0.70710678118654752f : 1.0f; }
-
 /* Layer l's input x_l is layer l−1's a plus its FFN branch (st->branch), made
  * by the input norm; on return st->branch holds this layer's FFN branch. */
 static ob_status layer_forward(const pass *p, int l, int B, int T) {
@@ -145,7 +145,7 @@ static ob_status layer_forward(const pass *p, int l, int B, int T) {
     gpu_layer *a = &st->layers[l];
     int N = p->N, H = c->hidden_size, F = c->intermediate_size, nh = c->num_heads, nkv = c->num_kv_heads;
     int hd = ob_config_head_dim(c);
-    float r = residual_factor(c), eps = (float)c->layer_norm_eps;
+    float eps = (float)c->layer_norm_eps;
     int pq = lp->proj[OB_PROJ_Q];
     MARK("fwd norm+quant");
     const float *prev = l > 0 ? st->layers[l - 1].a : a->x;
@@ -153,9 +153,9 @@ static ob_status layer_forward(const pass *p, int l, int B, int T) {
                              a->rstd1));
     const bf16 *x1 = input_of(p, pq, a->n1, a->x1q);
     MARK("fwd gemm qkv");
-    OB_STATUS_TRY(linear_forward(p, pq, a->n1, x1, N, a->q, false, r));
-    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_K], a->n1, x1, N, a->k, false, r));
-    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_V], a->n1, x1, N, a->v, false, r));
+    OB_STATUS_TRY(linear_forward(p, pq, a->n1, x1, N, a->q, false));
+    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_K], a->n1, x1, N, a->k, false));
+    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_V], a->n1, x1, N, a->v, false));
     const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
     const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
     MARK("fwd qk-norm+rope");
@@ -170,22 +170,22 @@ static ob_status layer_forward(const pass *p, int l, int B, int T) {
     if (act_bits(p, param(p, po)))
         OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), st->stream));
     MARK("fwd gemm o");
-    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, st->oq), N, st->branch, true, r));
+    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, st->oq), N, st->branch, true));
     int pu = lp->proj[OB_PROJ_UP];
     MARK("fwd norm+quant");
     OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->x, st->branch, a->n2, a->x2q, a->mean2, a->rstd2));
     const bf16 *x2 = input_of(p, pu, a->n2, a->x2q);
     MARK("fwd gemm up/gate");
-    OB_STATUS_TRY(linear_forward(p, pu, a->n2, x2, N, a->u, false, r));
+    OB_STATUS_TRY(linear_forward(p, pu, a->n2, x2, N, a->u, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     if (act == 2)
-        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, false, r));
+        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, false));
     int pd = lp->proj[OB_PROJ_DOWN];
     MARK("fwd ffn act+quant");
     bf16 *hq = keeps_hq(p, pd) ? a->h : st->hq;
     OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
     MARK("fwd gemm down");
-    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, hq), N, st->branch, true, r);
+    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, hq), N, st->branch, true);
 }
 
 /* st->dres holds dL/dx_{l+1} on entry and dL/dx_l on return. */
