@@ -60,33 +60,45 @@ static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf1
     return OB_OK;
 }
 
-/* dx (bf16, = or +=) and the weight gradient of one linear; dy's rows have
- * stride dy_ld (0: dense). The clamp mask of
- * quantised weights is applied once at the end of the pass. */
-static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld,
-                                 int n, bf16 *dx, bool accumulate) {
+/* dx (bf16, = or +=) of one linear; dy's rows have stride dy_ld (0: dense). */
+static ob_status input_grad(const pass *p, int idx, const bf16 *dy, int dy_ld, int n, bf16 *dx, bool accumulate) {
+    gpu_state *st = p->st;
+    const ob_param *prm = param(p, idx);
+    int in = prm->cols, out = prm->rows;
+    ob_gemm_args a = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->w_eff + prm->offset, n, in, out);
+    a.lda = dy_ld;
+    a.alpha_device = scale_of(p, idx, false);
+    a.beta = accumulate ? 1.0f : 0.0f;
+    OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
+    if (arenas(p, prm)) {
+        ob_gemm_args b = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->wc + prm->offset, n, in, out);
+        b.lda = dy_ld;
+        b.alpha = p->step->arenas;
+        b.beta = 1.0f;
+        OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
+    }
+    return OB_OK;
+}
+
+/* The weight gradient (+=) of one linear, or of `batch` linears stored one
+ * after another whose dy lie dy_stride apart (same shape, mode and input; see
+ * batchable). The clamp mask of quantised weights is applied once at the end
+ * of the pass. */
+static ob_status weight_grad(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld, int n,
+                             int batch, long long dy_stride) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
     const ob_config *c = &st->m->cfg;
     int in = prm->cols, out = prm->rows;
     float *dw = st->grads + prm->offset;
-    if (dx) {
-        ob_gemm_args a = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->w_eff + prm->offset, n, in, out);
-        a.lda = dy_ld;
-        a.alpha_device = scale_of(p, idx, false);
-        a.beta = accumulate ? 1.0f : 0.0f;
-        OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
-        if (arenas(p, prm)) {
-            ob_gemm_args b = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->wc + prm->offset, n, in, out);
-            b.lda = dy_ld;
-            b.alpha = p->step->arenas;
-            b.beta = 1.0f;
-            OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
-        }
-    }
     ob_gemm_args g = ob_gemm_dytx(dw, CUDA_R_32F, dy, act_bits(p, prm) ? xq : x, n, in, out);
     g.lda = dy_ld;
     g.beta = 1.0f;
+    if (batch > 1) {
+        g.batch = batch;
+        g.stride_a = dy_stride;
+        g.stride_d = (long long)prm->numel;
+    }
     if (soft(p, prm)) {
         g.d = st->scratch;
         g.beta = 0.0f;
@@ -106,6 +118,40 @@ static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf
         b.beta = 1.0f;
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
     }
+    return OB_OK;
+}
+
+/* dx (bf16, = or +=) and the weight gradient of one linear. */
+static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld,
+                                 int n, bf16 *dx, bool accumulate) {
+    if (dx)
+        OB_STATUS_TRY(input_grad(p, idx, dy, dy_ld, n, dx, accumulate));
+    return weight_grad(p, idx, x, xq, dy, dy_ld, n, 1, 0);
+}
+
+/* Whether the weight gradients of `count` linears can run as one strided batch:
+ * the same shape, stored one after another, the same treatment (no soft
+ * regime or Arenas, which work per matrix; the same quantisation), and their
+ * dy the same distance apart. */
+static bool batchable(const pass *p, const int *idx, int count, const bf16 *const *dy) {
+    const ob_param *first = param(p, idx[0]);
+    for (int i = 0; i < count; i++) {
+        const ob_param *prm = param(p, idx[i]);
+        if (prm->rows != first->rows || prm->cols != first->cols || prm->offset != first->offset + i * first->numel ||
+            dy[i] - dy[0] != i * (dy[1] - dy[0]) || soft(p, prm) || arenas(p, prm) ||
+            quantised(p, prm) != quantised(p, first))
+            return false;
+    }
+    return count > 1;
+}
+
+/* The weight gradients of `count` linears that share their input x (xq). */
+static ob_status weight_grads(const pass *p, const int *idx, int count, const bf16 *x, const bf16 *xq,
+                              const bf16 *const *dy, int n) {
+    if (batchable(p, idx, count, dy))
+        return weight_grad(p, idx[0], x, xq, dy[0], 0, n, count, dy[1] - dy[0]);
+    for (int i = 0; i < count; i++)
+        OB_STATUS_TRY(weight_grad(p, idx[i], x, xq, dy[i], 0, n, 1, 0));
     return OB_OK;
 }
 
@@ -211,9 +257,15 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     MARK("bwd ffn act");
     OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));
     MARK("bwd gemm up/gate");
-    OB_STATUS_TRY(linear_backward(p, pu, a->n2, a->x2q, st->df2, 0, N, st->dn, false));
-    if (act == 2)
-        OB_STATUS_TRY(linear_backward(p, pg, a->n2, a->x2q, st->df3, 0, N, st->dn, true));
+    OB_STATUS_TRY(input_grad(p, pu, st->df2, 0, N, st->dn, false));
+    if (act == 2) {
+        OB_STATUS_TRY(input_grad(p, pg, st->df3, 0, N, st->dn, true));
+        const int ffn[2] = {pg, pu};
+        const bf16 *dffn[2] = {st->df3, st->df2};
+        OB_STATUS_TRY(weight_grads(p, ffn, 2, a->n2, a->x2q, dffn, N));
+    } else {
+        OB_STATUS_TRY(weight_grad(p, pu, a->n2, a->x2q, st->df2, 0, N, 1, 0));
+    }
     MARK("bwd norm");
     OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->dtmp, r, st->grads + param(p, lp->post_norm)->offset,
                                        st->partials, st->dn, a->a, st->params + param(p, lp->post_norm)->offset,
@@ -235,11 +287,12 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
                                      nh, hd, c->use_qk_norm, c->use_rope, s));
     OB_STATUS_TRY(ob_gpu_qk_backward(st->dk, dgk, st->partials, a->kpre, a->rk, gk, st->rope_cos, st->rope_sin, B, T,
                                      nkv, hd, c->use_qk_norm, c->use_rope, s));
-    int pq = lp->proj[OB_PROJ_Q];
+    const int qkv[3] = {lp->proj[OB_PROJ_Q], lp->proj[OB_PROJ_K], lp->proj[OB_PROJ_V]};
+    const bf16 *dqkv[3] = {st->dq, st->dk, st->dv};
     MARK("bwd gemm qkv");
-    OB_STATUS_TRY(linear_backward(p, pq, a->n1, a->x1q, st->dq, 0, N, st->dn, false));
-    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_K], a->n1, a->x1q, st->dk, 0, N, st->dn, true));
-    OB_STATUS_TRY(linear_backward(p, lp->proj[OB_PROJ_V], a->n1, a->x1q, st->dv, 0, N, st->dn, true));
+    for (int i = 0; i < 3; i++)
+        OB_STATUS_TRY(input_grad(p, qkv[i], dqkv[i], 0, N, st->dn, i > 0));
+    OB_STATUS_TRY(weight_grads(p, qkv, 3, a->n1, a->x1q, dqkv, N));
     MARK("bwd norm");
     return ob_gpu_norm_backward(st->dres, true, l > 0 ? st->dtmp : NULL, r,
                                 st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn, a->x,

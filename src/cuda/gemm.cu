@@ -10,13 +10,14 @@
 #define WORKSPACE_BYTES (64u << 20)
 
 typedef struct {
-    int m, n, k, lda, ldd;
+    int m, n, k, lda, ldd, batch;
+    long long stride_a, stride_b, stride_d;
     bool trans_a, trans_b, device_alpha, accumulate;
     cudaDataType d_type, c_type;
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc, ld;
     cublasLtMatmulAlgo_t algo;
-    char label[48]; /* "M x N x K, bf16|fp32[ +=]" for the profile */
+    char label[48]; /* "M x N x K[ (xB)], bf16|fp32[ +=]" for the profile */
 } plan;
 
 struct ob_gemm {
@@ -47,11 +48,11 @@ ob_status ob_gemm_create(cudaStream_t stream, ob_gemm **out) {
 
 size_t ob_gemm_workspace_bytes(void) { return WORKSPACE_BYTES; }
 
-/* 2·M·N·K of a profile label. */
+/* 2·M·N·K (times the batch) of a profile label. */
 static double label_flops(const char *label) {
-    int m = 0, n = 0, k = 0;
-    sscanf(label, "%d x %d x %d", &m, &n, &k);
-    return 2.0 * m * n * k;
+    int m = 0, n = 0, k = 0, batch = 1;
+    sscanf(label, "%d x %d x %d (x%d)", &m, &n, &k, &batch);
+    return 2.0 * m * n * k * batch;
 }
 
 void ob_gemm_profile_flush(ob_gemm *g) { ob_gpu_profile_flush(&g->prof, g->stream); }
@@ -78,6 +79,13 @@ void ob_gemm_free(ob_gemm *g) {
 static ob_status launch(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo, void *d,
                         float beta_value);
 
+static ob_status set_batch(cublasLtMatrixLayout_t layout, int32_t count, int64_t stride) {
+    OB_CUBLAS_TRY(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+    OB_CUBLAS_TRY(
+        cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+    return OB_OK;
+}
+
 /* Row-major D[M,N] = op(A)·op(B) is column-major Dᵀ[N,M] = op(B)ᵀ·op(A)ᵀ: cuBLAS
  * sees B first. A row-major [R,C] matrix is a column-major [C,R] one. */
 static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
@@ -87,6 +95,10 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     p->k = a->k;
     p->lda = a->lda;
     p->ldd = a->ldd;
+    p->batch = a->batch;
+    p->stride_a = a->stride_a;
+    p->stride_b = a->stride_b;
+    p->stride_d = a->stride_d;
     p->trans_a = a->trans_a;
     p->trans_b = a->trans_b;
     p->device_alpha = a->alpha_device != NULL;
@@ -108,6 +120,12 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, a->trans_a ? n : k, a->trans_a ? k : n, ld_a));
     OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->lc, p->c_type, m, n, ld_d));
     OB_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->ld, p->d_type, m, n, ld_d));
+    if (a->batch > 1) {
+        OB_STATUS_TRY(set_batch(p->la, a->batch, a->stride_b));
+        OB_STATUS_TRY(set_batch(p->lb, a->batch, a->stride_a));
+        OB_STATUS_TRY(set_batch(p->lc, a->batch, a->stride_d));
+        OB_STATUS_TRY(set_batch(p->ld, a->batch, a->stride_d));
+    }
     cublasLtMatmulPreference_t pref;
     OB_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t ws = WORKSPACE_BYTES;
@@ -129,7 +147,10 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
         return ob_error(OB_ERR_DEVICE, "cuBLASLt: no algorithm for a %d x %d x %d product (status %d)", a->m, a->n,
                         a->k, (int)s);
     p->algo = result.algo;
-    snprintf(p->label, sizeof p->label, "%d x %d x %d, %s%s", a->m, a->n, a->k,
+    char batch[16] = "";
+    if (a->batch > 1)
+        snprintf(batch, sizeof batch, " (x%d)", a->batch);
+    snprintf(p->label, sizeof p->label, "%d x %d x %d%s, %s%s", a->m, a->n, a->k, batch,
              a->d_type == CUDA_R_32F ? "fp32" : "bf16", p->accumulate ? " +=" : "");
     return OB_OK;
 }
@@ -138,6 +159,8 @@ static plan *find_plan(ob_gemm *g, const ob_gemm_args *a) {
     for (int i = 0; i < g->num_plans; i++) {
         plan *p = &g->plans[i];
         if (p->m == a->m && p->n == a->n && p->k == a->k && p->lda == a->lda && p->ldd == a->ldd &&
+            p->batch == a->batch && p->stride_a == a->stride_a && p->stride_b == a->stride_b &&
+            p->stride_d == a->stride_d &&
             p->trans_a == a->trans_a && p->trans_b == a->trans_b && p->device_alpha == (a->alpha_device != NULL) &&
             p->accumulate == (a->beta != 0.0f) && p->d_type == a->d_type)
             return p;

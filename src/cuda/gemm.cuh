@@ -1,7 +1,8 @@
 /* Matrix products of the CUDA backend through cuBLASLt, in row-major terms:
  * D[M,N] = alpha·op(A)[M,K]·op(B)[K,N] + beta·C, with bf16 A and B, fp32
- * accumulation, and a bf16 or fp32 D. alpha may live on the device (per-matrix
- * quantisation scales are computed there). Plans are cached per shape. */
+ * accumulation, and a bf16 or fp32 D, or a strided batch of such products.
+ * alpha may live on the device (per-matrix quantisation scales are computed
+ * there). Plans are cached per shape. */
 #ifndef ONEBIT_CUDA_GEMM_CUH
 #define ONEBIT_CUDA_GEMM_CUH
 
@@ -23,6 +24,8 @@ typedef struct {
     const float *alpha_device;
     float beta;            /* 0 or 1 */
     int lda, ldd;          /* row strides of A as stored and of D (and C); 0: dense */
+    int batch;             /* > 1: that many products, each operand `stride_*` */
+    long long stride_a, stride_b, stride_d; /* elements further on (0: the same matrix) */
 } ob_gemm_args;
 
 ob_status ob_gemm_run(ob_gemm *g, const ob_gemm_args *args);

@@ -122,6 +122,22 @@ static void test_gemm(void **state) {
     OK(ob_gemm_run(g, &a)); /* accumulates twice */
     ob_cpu_matmul_dytx(rdw.data(), dy.data(), x.data(), n, in, out, 2, 0);
     expect_close("gemm dW += dyT x (twice)", host_f(dwo, rdw.size()), rdw, 1e-5);
+    /* A strided batch of three weight gradients of one input (the Q, K and V
+     * projections): three products, one after another. */
+    auto dy3 = rounded(randv((size_t)3 * n * out, 1));
+    float *dw3 = dev<float>((size_t)3 * out * in);
+    cudaMemset(dw3, 0, (size_t)3 * out * in * sizeof(float));
+    a = ob_gemm_dytx(dw3, CUDA_R_32F, dev_b(dy3), dx_, n, in, out);
+    a.beta = 1.0f;
+    a.batch = 3;
+    a.stride_a = (long long)n * out;
+    a.stride_d = (long long)out * in;
+    OK(ob_gemm_run(g, &a));
+    std::vector<float> r3((size_t)3 * out * in);
+    for (int b = 0; b < 3; b++)
+        ob_cpu_matmul_dytx(r3.data() + (size_t)b * out * in, dy3.data() + (size_t)b * n * out, x.data(), n, in, out,
+                           1, 0);
+    expect_close("gemm batch of three dW += dyT x", host_f(dw3, r3.size()), r3, 1e-5);
     ob_gemm_free(g);
 }
 
