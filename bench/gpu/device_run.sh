@@ -21,7 +21,7 @@ export NCCL_HOME
 [ -n "$NCCL_HOME" ] && export LD_LIBRARY_PATH=$NCCL_HOME/lib:$LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 t0=$(date +%s)
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DONEBIT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON \
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DONEBIT_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=90a-real;90-virtual" -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON \
   -DONEBIT_DATA_DIR="$ONEBIT_DATA_DIR" > "$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
 grep "onebit: NCCL" "$out/cmake.log"
 cmake --build build-gpu -j"$(nproc)" --target onebit test_gpu_kernels test_gpu_backend bench_gpu_train bench_tokenizer \

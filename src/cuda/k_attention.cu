@@ -1,11 +1,15 @@
 /* Causal attention with grouped-query heads, flash-style: scores and
  * probabilities never reach global memory; the backward pass recomputes them
- * from the saved row log-sum-exp. Head sizes 64 and 128 run on tensor cores
- * (k_attention_fwd.cu, k_attention_bwd.cu); other sizes, and every size with
- * ONEBIT_CUDA_SIMPLE_ATTENTION=1, take the simple warp-per-row path below.
+ * from the saved row log-sum-exp. Head sizes 64 and 128 run on tensor cores:
+ * Hopper's warpgroup products for 64 where the device runs sm_90a code
+ * (k_attention_wg.cu), mma.sync otherwise (k_attention_fwd.cu,
+ * k_attention_bwd.cu); other sizes take the simple warp-per-row path below.
+ * ONEBIT_CUDA_ATTENTION=simple|mma picks a slower path (to test one against
+ * another).
  * Every output element is written by one warp or block, never through atomics,
  * so the result repeats bit for bit. */
 #include "cuda/attention_mma.cuh"
+#include <string.h>
 
 /* ---- simple path: one warp per query row ------------------------------------- */
 
@@ -124,18 +128,25 @@ __global__ void simple_backward_dkv(bf16 *dk, bf16 *dv, const bf16 *dout, const 
     }
 }
 
-/* The tensor-core path can be switched off (ONEBIT_CUDA_SIMPLE_ATTENTION=1) to
- * test one path against the other. */
-static bool use_flash(int hd) {
-    const char *env = getenv("ONEBIT_CUDA_SIMPLE_ATTENTION");
-    return (hd == 64 || hd == 128) && !(env && env[0] == '1');
+typedef enum { PATH_SIMPLE, PATH_MMA, PATH_WGMMA } attention_path;
+
+static attention_path pick_path(int hd) {
+    const char *env = getenv("ONEBIT_CUDA_ATTENTION");
+    if ((hd != 64 && hd != 128) || (env && strcmp(env, "simple") == 0))
+        return PATH_SIMPLE;
+    if (hd == 64 && !(env && strcmp(env, "mma") == 0) && ob_attention_wg_available())
+        return PATH_WGMMA;
+    return PATH_MMA;
 }
 
 ob_status ob_gpu_attention_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
                                    int nh, int nkv, int hd, cudaStream_t s) {
     if (hd > 256)
         return ob_error(OB_ERR_UNSUPPORTED, "cuda attention: head_dim %d above 256", hd);
-    if (use_flash(hd))
+    attention_path path = pick_path(hd);
+    if (path == PATH_WGMMA)
+        return ob_attention_wg_forward(o, lse, q, k, v, B, T, nh, nkv, s);
+    if (path == PATH_MMA)
         return ob_attention_mma_forward(o, lse, q, k, v, B, T, nh, nkv, hd, s);
     float scale = 1.0f / sqrtf((float)hd);
     int rows = B * nh * T;
@@ -152,7 +163,10 @@ ob_status ob_gpu_attention_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *do
     int rows = B * nh * T;
     attention_delta<<<ob_blocks((size_t)rows, SIMPLE_WARPS), SIMPLE_WARPS * 32, 0, s>>>(delta, dout, o, B, T, nh, hd);
     OB_LAUNCH_CHECK();
-    if (use_flash(hd))
+    attention_path path = pick_path(hd);
+    if (path == PATH_WGMMA)
+        return ob_attention_wg_backward(dq, dk, dv, dout, lse, delta, q, k, v, B, T, nh, nkv, s);
+    if (path == PATH_MMA)
         return ob_attention_mma_backward(dq, dk, dv, dout, lse, delta, q, k, v, B, T, nh, nkv, hd, s);
     simple_backward_dq<<<ob_blocks((size_t)rows, SIMPLE_WARPS), SIMPLE_WARPS * 32, 0, s>>>(
         dq, dout, lse, delta, q, k, v, B, T, nh, nkv, hd, scale);

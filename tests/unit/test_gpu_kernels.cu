@@ -8,6 +8,7 @@
 #include <string.h>
 #include <vector>
 
+#include "cuda/attention_mma.cuh"
 #include "cuda/gemm.cuh"
 #include "cuda/kernels.cuh"
 extern "C" {
@@ -305,8 +306,10 @@ static void check_attention(int B, int T, int nh, int nkv, int hd, float amp = 1
 
 static void test_attention(void **state) {
     (void)state;
-    /* Tensor cores: ragged last tiles, T under one tile, GQA 4/2 and 4/1, B > 1,
-     * and the trained length. */
+    /* Tensor cores (head size 64 on wgmma where the device runs sm_90a code):
+     * ragged last tiles, T under one tile, GQA 4/2 and 4/1, B > 1, and the
+     * trained length. */
+    print_message("  head size 64 on %s\n", ob_attention_wg_available() ? "wgmma" : "mma.sync");
     check_attention(2, 150, 4, 2, 64);
     check_attention(2, 77, 4, 4, 64);
     check_attention(1, 64, 2, 2, 128);
@@ -320,10 +323,14 @@ static void test_attention(void **state) {
     /* Simple path: other head sizes, and a tensor-core size when switched. */
     check_attention(2, 33, 6, 3, 8);
     check_attention(1, 130, 4, 1, 32);
-    setenv("ONEBIT_CUDA_SIMPLE_ATTENTION", "1", 1);
+    setenv("ONEBIT_CUDA_ATTENTION", "simple", 1);
     check_attention(1, 100, 4, 2, 64);
     check_attention(8, 64, 2, 2, 64, 2);
-    unsetenv("ONEBIT_CUDA_SIMPLE_ATTENTION");
+    /* mma.sync at head size 64, which wgmma replaces on Hopper. */
+    setenv("ONEBIT_CUDA_ATTENTION", "mma", 1);
+    check_attention(2, 150, 4, 2, 64);
+    check_attention(1, 1024, 4, 2, 64);
+    unsetenv("ONEBIT_CUDA_ATTENTION");
 }
 
 /* f = 96: 16-byte accesses; f = 100: one element at a time. */

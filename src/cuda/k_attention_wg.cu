@@ -1,0 +1,358 @@
+/* Causal attention on Hopper's warpgroup products (head size 64, sm_90a): the
+ * kernels of k_attention_fwd.cu and k_attention_bwd.cu with every product on
+ * wgmma (attention_wgmma.cuh), a warpgroup owning 64 rows where a warp owned
+ * 16. Same algorithm, same fixed order of every sum, no atomics: forward in
+ * the manner of FlashAttention-2; backward with dK/dV owned by blocks of 64
+ * keys and dQ by blocks of 64 queries. On other devices the kernels are empty
+ * and ob_attention_wg_available() says so. */
+#include "cuda/attention_wgmma.cuh"
+
+#define WG_FWD_GROUPS 2                  /* warpgroups per forward block */
+#define WG_FWD_BM (64 * WG_FWD_GROUPS)   /* query rows per forward block */
+#define WG_FWD_THREADS (128 * WG_FWD_GROUPS)
+#define WG_BWD_THREADS 128
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define WG_BODY 1
+#else
+#define WG_BODY 0
+#endif
+
+__global__ void wg_probe(int *out) { *out = WG_BODY; }
+
+/* Shared memory: the query tile, then two stages of key and value tiles. */
+static constexpr size_t WG_FWD_SMEM = (WG_FWD_BM * 64 + 4 * WG_TILE) * sizeof(bf16) + 1024;
+
+__global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k,
+                                                             const bf16 *v, int T, int nh, int nkv, float scale_log2) {
+#if WG_BODY
+    bf16 *sq = wg_smem(), *sk = sq + WG_FWD_BM * 64, *sv = sk + 2 * WG_TILE;
+    /* Later query tiles see more keys: starting them first shortens the tail. */
+    int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3), group = warp >> 2;
+    int q0 = qb * WG_FWD_BM, w0 = q0 + group * 64, r0 = q0 + warp * 16; /* first rows of group and warp */
+    size_t qs = (size_t)nh * 64, ks = (size_t)nkv * 64;
+    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * 64, *vg = v + (size_t)b * T * ks + (size_t)kh * 64;
+    int nkb = (min(q0 + WG_FWD_BM, T) + 63) / 64;
+    load_swizzled_async<WG_FWD_BM, WG_FWD_THREADS>(sq, q + ((size_t)b * T + q0) * qs + (size_t)h * 64, qs, T - q0);
+    load_swizzled_async<64, WG_FWD_THREADS>(sk, kg, ks, T);
+    load_swizzled_async<64, WG_FWD_THREADS>(sv, vg, ks, T);
+    cp_async_commit();
+
+    /* Rows g and g + 8 of the warp: unnormalised output, running max (base 2,
+     * scaled) and this thread's part of the running sum. */
+    float acc[8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    for (int kb = 0; kb < nkb; kb++) {
+        int k0 = kb * 64, stage = kb & 1;
+        if (kb + 1 < nkb) {
+            int n0 = k0 + 64;
+            load_swizzled_async<64, WG_FWD_THREADS>(sk + (stage ^ 1) * WG_TILE, kg + n0 * ks, ks, T - n0);
+            load_swizzled_async<64, WG_FWD_THREADS>(sv + (stage ^ 1) * WG_TILE, vg + n0 * ks, ks, T - n0);
+        }
+        cp_async_commit();
+        cp_async_wait<1>(); /* this tile (and the query tile) has landed */
+        wg_fence_smem();
+        __syncthreads();
+        const bf16 *tk = sk + stage * WG_TILE, *tv = sv + stage * WG_TILE;
+        if (k0 <= w0 + 63) { /* else every key of the tile is after every row of the group */
+            float s[8][4];
+            wg_fence();
+            wg_tile_tile(s, sq + group * WG_TILE, tk);
+            wg_commit();
+            wg_wait_all();
+            wg_hold(s);
+            if (k0 + 63 > r0) /* the tile crosses the warp's diagonal */
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (k0 + 8 * j + c + (e & 1) > r0 + g + 8 * (e >> 1))
+                            s[j][e] = -INFINITY;
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the four lanes of a row */
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                /* Tile 0 gives every row a finite max, so mn is finite (a warp
+                 * whose rows all precede this tile gets corr 1 and p 0). */
+                float mn = fmaxf(m[i], mx * scale_log2), corr = exp2_fast(m[i] - mn), sum = 0.0f;
+                m[i] = mn;
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+#pragma unroll
+                    for (int e = 2 * i; e < 2 * i + 2; e++) {
+                        s[j][e] = exp2_fast(fmaf(s[j][e], scale_log2, -mn));
+                        sum += s[j][e];
+                    }
+                l[i] = l[i] * corr + sum;
+#pragma unroll
+                for (int n = 0; n < 8; n++) {
+                    acc[n][2 * i] *= corr;
+                    acc[n][2 * i + 1] *= corr;
+                }
+            }
+            uint32_t pa[4][4];
+            wg_acc_to_a(pa, s);
+            wg_fence();
+            wg_regs_tile(acc, pa, tv);
+            wg_commit();
+            wg_wait_all();
+            wg_hold(acc);
+        }
+        __syncthreads(); /* the next iteration's copy overwrites this stage */
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+        int t = r0 + g + 8 * i;
+        if (t >= T)
+            continue;
+        bf16 *out = o + ((size_t)b * T + t) * qs + (size_t)h * 64 + c;
+        float inv = 1.0f / l[i];
+#pragma unroll
+        for (int n = 0; n < 8; n++)
+            *reinterpret_cast<__nv_bfloat162 *>(out + 8 * n) =
+                __floats2bfloat162_rn(acc[n][2 * i] * inv, acc[n][2 * i + 1] * inv);
+        if ((lane & 3) == 0)
+            lse[((size_t)b * nh + h) * T + t] = (m[i] + log2f(l[i])) / ATT_LOG2E;
+    }
+#endif
+}
+
+/* Shared memory: the block's keys and values, two stages of query and dO
+ * tiles, then two stages of their lse and delta. */
+static constexpr size_t WG_DKV_SMEM = 6 * WG_TILE * sizeof(bf16) + 4 * 64 * sizeof(float) + 1024;
+
+/* Queues the copies of step `it` (query head kh·group + it / per_head, query
+ * tile qb0 + it % per_head) into `stage`. */
+__device__ __forceinline__ void wg_dkv_load_step(bf16 *sq, bf16 *sdo, float *slse, float *sdelta, int it, int stage,
+                                                 const bf16 *q, const bf16 *dout, const float *lse,
+                                                 const float *delta, int b, int kh, int group, int qb0, int per_head,
+                                                 int T, int nh) {
+    int h = kh * group + it / per_head, q0 = (qb0 + it % per_head) * 64;
+    size_t qs = (size_t)nh * 64, off = ((size_t)b * T + q0) * qs + (size_t)h * 64;
+    load_swizzled_async<64, WG_BWD_THREADS>(sq + stage * WG_TILE, q + off, qs, T - q0);
+    load_swizzled_async<64, WG_BWD_THREADS>(sdo + stage * WG_TILE, dout + off, qs, T - q0);
+    int i = threadIdx.x;
+    if (i < 64) {
+        bool ok = q0 + i < T;
+        size_t r = ok ? ((size_t)b * nh + h) * T + q0 + i : 0;
+        cp_async4(smem_addr(slse + stage * 64 + i), lse + r, ok);
+        cp_async4(smem_addr(sdelta + stage * 64 + i), delta + r, ok);
+    }
+}
+
+/* dK, dV of 64 keys (16 per warp) of one key/value head: Sᵀ = K·Qᵀ and
+ * dPᵀ = V·dOᵀ per step of 64 queries, then dV += Pᵀ·dO and dK += dSᵀ·Q. */
+__global__ void __launch_bounds__(WG_BWD_THREADS) wg_backward_dkv(bf16 *dk, bf16 *dv, const bf16 *dout,
+                                                                  const float *lse, const float *delta,
+                                                                  const bf16 *q, const bf16 *k, const bf16 *v, int T,
+                                                                  int nh, int nkv, float scale, float scale_log2) {
+#if WG_BODY
+    bf16 *sk = wg_smem(), *sv = sk + WG_TILE, *sq = sv + WG_TILE, *sdo = sq + 2 * WG_TILE;
+    float *slse = reinterpret_cast<float *>(sdo + 2 * WG_TILE), *sdelta = slse + 2 * 64;
+    int kb = blockIdx.x, bk = blockIdx.y, b = bk / nkv, kh = bk % nkv, group = nh / nkv;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
+    int k0 = kb * 64, kr0 = k0 + warp * 16; /* kr0: the warp's first key */
+    size_t ks = (size_t)nkv * 64, koff = ((size_t)b * T + k0) * ks + (size_t)kh * 64;
+    /* Query tiles before qb0 end before the block's first key. */
+    int qb0 = kb, per_head = (T + 63) / 64 - qb0, steps = group * per_head;
+    load_swizzled_async<64, WG_BWD_THREADS>(sk, k + koff, ks, T - k0);
+    load_swizzled_async<64, WG_BWD_THREADS>(sv, v + koff, ks, T - k0);
+    wg_dkv_load_step(sq, sdo, slse, sdelta, 0, 0, q, dout, lse, delta, b, kh, group, qb0, per_head, T, nh);
+    cp_async_commit();
+
+    /* Keys g and g + 8 of the warp. */
+    float dka[8][4] = {}, dva[8][4] = {};
+    for (int it = 0; it < steps; it++) {
+        int stage = it & 1, q0 = (qb0 + it % per_head) * 64;
+        if (it + 1 < steps)
+            wg_dkv_load_step(sq, sdo, slse, sdelta, it + 1, stage ^ 1, q, dout, lse, delta, b, kh, group, qb0,
+                             per_head, T, nh);
+        cp_async_commit();
+        cp_async_wait<1>();
+        wg_fence_smem();
+        __syncthreads();
+        const bf16 *tq = sq + stage * WG_TILE, *tdo = sdo + stage * WG_TILE;
+        const float *tl = slse + stage * 64, *td = sdelta + stage * 64;
+        float s[8][4], dp[8][4];
+        wg_fence();
+        wg_tile_tile(s, sk, tq);
+        wg_tile_tile(dp, sv, tdo);
+        wg_commit();
+        wg_wait_all();
+        wg_hold(s);
+        wg_hold(dp);
+        /* Masked: queries before the key (causal) and past T (padding). */
+        bool edge = q0 < kr0 + 15 || q0 + 64 > T;
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int col = 8 * j + c + (e & 1), t = q0 + col, key = kr0 + g + 8 * (e >> 1);
+                float p = edge && (t < key || t >= T) ? 0.0f
+                                                      : exp2_fast(fmaf(s[j][e], scale_log2, -tl[col] * ATT_LOG2E));
+                s[j][e] = p;
+                dp[j][e] = p * (dp[j][e] - td[col]);
+            }
+        uint32_t pa[4][4], dsa[4][4];
+        wg_acc_to_a(pa, s);
+        wg_acc_to_a(dsa, dp);
+        wg_fence();
+        wg_regs_tile(dva, pa, tdo);
+        wg_regs_tile(dka, dsa, tq);
+        wg_commit();
+        wg_wait_all();
+        wg_hold(dva);
+        wg_hold(dka);
+        __syncthreads(); /* the next iteration's copy overwrites this stage */
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int key = kr0 + g + 8 * i;
+        if (key >= T)
+            continue;
+        size_t base = ((size_t)b * T + key) * ks + (size_t)kh * 64 + c;
+#pragma unroll
+        for (int n = 0; n < 8; n++) {
+            *reinterpret_cast<__nv_bfloat162 *>(dk + base + 8 * n) =
+                __floats2bfloat162_rn(dka[n][2 * i] * scale, dka[n][2 * i + 1] * scale);
+            *reinterpret_cast<__nv_bfloat162 *>(dv + base + 8 * n) =
+                __floats2bfloat162_rn(dva[n][2 * i], dva[n][2 * i + 1]);
+        }
+    }
+#endif
+}
+
+/* Shared memory: the block's query and dO tiles, then two stages of key and
+ * value tiles. */
+static constexpr size_t WG_DQ_SMEM = 6 * WG_TILE * sizeof(bf16) + 1024;
+
+/* dQ of 64 query rows of one head: S = Q·Kᵀ and dP = dO·Vᵀ per tile of 64
+ * keys up to the diagonal, then dQ += dS·K. */
+__global__ void __launch_bounds__(WG_BWD_THREADS) wg_backward_dq(bf16 *dq, const bf16 *dout, const float *lse,
+                                                                 const float *delta, const bf16 *q, const bf16 *k,
+                                                                 const bf16 *v, int T, int nh, int nkv, float scale,
+                                                                 float scale_log2) {
+#if WG_BODY
+    bf16 *sq = wg_smem(), *sdo = sq + WG_TILE, *sk = sdo + WG_TILE, *sv = sk + 2 * WG_TILE;
+    /* Later query tiles see more keys: starting them first shortens the tail. */
+    int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
+    int q0 = qb * 64, r0 = q0 + warp * 16;
+    size_t qs = (size_t)nh * 64, ks = (size_t)nkv * 64, qoff = ((size_t)b * T + q0) * qs + (size_t)h * 64;
+    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * 64, *vg = v + (size_t)b * T * ks + (size_t)kh * 64;
+    int nkb = (min(q0 + 64, T) + 63) / 64;
+    load_swizzled_async<64, WG_BWD_THREADS>(sq, q + qoff, qs, T - q0);
+    load_swizzled_async<64, WG_BWD_THREADS>(sdo, dout + qoff, qs, T - q0);
+    load_swizzled_async<64, WG_BWD_THREADS>(sk, kg, ks, T);
+    load_swizzled_async<64, WG_BWD_THREADS>(sv, vg, ks, T);
+    cp_async_commit();
+
+    /* Rows g and g + 8 of the warp: lse (base 2) and delta; padding rows get
+     * zeros, which keep their (unwritten) values finite. */
+    float rl[2], rd[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int t = r0 + g + 8 * i;
+        size_t r = ((size_t)b * nh + h) * T + t;
+        rl[i] = t < T ? lse[r] * ATT_LOG2E : 0.0f;
+        rd[i] = t < T ? delta[r] : 0.0f;
+    }
+    float acc[8][4] = {};
+    for (int kb = 0; kb < nkb; kb++) {
+        int k0 = kb * 64, stage = kb & 1;
+        if (kb + 1 < nkb) {
+            int n0 = k0 + 64;
+            load_swizzled_async<64, WG_BWD_THREADS>(sk + (stage ^ 1) * WG_TILE, kg + n0 * ks, ks, T - n0);
+            load_swizzled_async<64, WG_BWD_THREADS>(sv + (stage ^ 1) * WG_TILE, vg + n0 * ks, ks, T - n0);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        wg_fence_smem();
+        __syncthreads();
+        const bf16 *tk = sk + stage * WG_TILE, *tv = sv + stage * WG_TILE;
+        float s[8][4], dp[8][4];
+        wg_fence();
+        wg_tile_tile(s, sq, tk);
+        wg_tile_tile(dp, sdo, tv);
+        wg_commit();
+        wg_wait_all();
+        wg_hold(s);
+        wg_hold(dp);
+        bool diag = k0 + 63 > r0; /* the tile crosses the warp's diagonal */
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int i = e >> 1, key = k0 + 8 * j + c + (e & 1);
+                float p = diag && key > r0 + g + 8 * i ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -rl[i]));
+                s[j][e] = p * (dp[j][e] - rd[i]); /* dS */
+            }
+        uint32_t dsa[4][4];
+        wg_acc_to_a(dsa, s);
+        wg_fence();
+        wg_regs_tile(acc, dsa, tk);
+        wg_commit();
+        wg_wait_all();
+        wg_hold(acc);
+        __syncthreads(); /* the next iteration's copy overwrites this stage */
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int t = r0 + g + 8 * i;
+        if (t >= T)
+            continue;
+        bf16 *out = dq + ((size_t)b * T + t) * qs + (size_t)h * 64 + c;
+#pragma unroll
+        for (int n = 0; n < 8; n++)
+            *reinterpret_cast<__nv_bfloat162 *>(out + 8 * n) =
+                __floats2bfloat162_rn(acc[n][2 * i] * scale, acc[n][2 * i + 1] * scale);
+    }
+#endif
+}
+
+bool ob_attention_wg_available(void) {
+    static int available = -1; /* asked once: the code a device runs does not change */
+    if (available < 0) {
+        int *flag = NULL, host = 0;
+        if (cudaMalloc(&flag, sizeof *flag) == cudaSuccess) {
+            wg_probe<<<1, 1>>>(flag);
+            if (cudaMemcpy(&host, flag, sizeof host, cudaMemcpyDeviceToHost) != cudaSuccess)
+                host = 0;
+            cudaFree(flag);
+        }
+        cudaGetLastError(); /* a failed probe means no wgmma, not an error to report later */
+        available = host == 1;
+    }
+    return available == 1;
+}
+
+ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
+                                  int nh, int nkv, cudaStream_t s) {
+    OB_CUDA_TRY(cudaFuncSetAttribute(wg_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_FWD_SMEM));
+    dim3 grid((T + WG_FWD_BM - 1) / WG_FWD_BM, B * nh);
+    wg_forward<<<grid, WG_FWD_THREADS, WG_FWD_SMEM, s>>>(o, lse, q, k, v, T, nh, nkv, ATT_LOG2E / 8.0f);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
+
+ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
+                                   const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
+                                   int nh, int nkv, cudaStream_t s) {
+    OB_CUDA_TRY(cudaFuncSetAttribute(wg_backward_dq, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DQ_SMEM));
+    OB_CUDA_TRY(
+        cudaFuncSetAttribute(wg_backward_dkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DKV_SMEM));
+    float scale = 0.125f, scale_log2 = scale * ATT_LOG2E; /* 1/√64 */
+    wg_backward_dq<<<dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s>>>(dq, dout, lse, delta, q, k, v, T,
+                                                                                   nh, nkv, scale, scale_log2);
+    OB_LAUNCH_CHECK();
+    wg_backward_dkv<<<dim3((T + 63) / 64, B * nkv), WG_BWD_THREADS, WG_DKV_SMEM, s>>>(
+        dk, dv, dout, lse, delta, q, k, v, T, nh, nkv, scale, scale_log2);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
