@@ -90,9 +90,11 @@ if [[ " $parts " == *" ncu "* ]]; then
          --warmup 0 --quant ternary)
     sections=(--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats
               --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis)
-    "$ncu" "${sections[@]}" -k regex:"mma_forward|ffn_forward_kernel|norm_forward_kernel|act_quant_kernel" -c 5 \
+    fwd="wg_forward|mma_forward|ffn_forward_kernel|norm_forward_kernel|act_quant_kernel"
+    "$ncu" "${sections[@]}" -k regex:"$fwd" -c 5 \
       "${run[@]}" > "$out/ncu_fwd.txt" 2>&1
-    "$ncu" "${sections[@]}" -k regex:"mma_backward|norm_backward_kernel" -c 4 "${run[@]}" > "$out/ncu_bwd.txt" 2>&1
+    bwd="wg_backward|mma_backward|attention_delta|norm_backward_kernel"
+    "$ncu" "${sections[@]}" -k regex:"$bwd" -c 6 "${run[@]}" > "$out/ncu_bwd.txt" 2>&1
     cat "$out/ncu_fwd.txt" "$out/ncu_bwd.txt" | grep -E "^  [a-z_]+.*\(|==ERR|Duration|Compute \(SM\) Th|Memory Throughput|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Executed Ipc A|L1/TEX Hit|Shared Memory|Issue Slots Busy|One or More Eligible|No Eligible" | head -120
   fi
 fi

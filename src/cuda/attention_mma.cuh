@@ -17,19 +17,19 @@
 #include "cuda/kernels.cuh"
 
 /* Tensor-core paths for head sizes 64 and 128 (the caller checks hd). */
-ob_status ob_attention_mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                   int nh, int nkv, int hd, cudaStream_t s);
+ob_status ob_attention_mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                   int B, int T, int nh, int nkv, int hd, cudaStream_t s);
 ob_status ob_attention_mma_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                                    const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                    int nh, int nkv, int hd, cudaStream_t s);
+                                    const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                    int B, int T, int nh, int nkv, int hd, cudaStream_t s);
 /* Head size 64 on Hopper's warpgroup products (k_attention_wg.cu), where the
  * device runs sm_90a code (ob_attention_wg_available). */
 bool ob_attention_wg_available(void);
-ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                  int nh, int nkv, cudaStream_t s);
+ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                  int B, int T, int nh, int nkv, cudaStream_t s);
 ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                                   const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                   int nh, int nkv, cudaStream_t s);
+                                   const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                   int B, int T, int nh, int nkv, cudaStream_t s);
 
 #define ATT_LOG2E 1.4426950408889634f
 

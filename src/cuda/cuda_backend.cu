@@ -59,7 +59,8 @@ static ob_status allocate(gpu_backend *g) {
     const ob_config *c = &m->cfg;
     size_t N = (size_t)st->B * st->T, H = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int nh = c->num_heads, nkv = c->num_kv_heads, hd = ob_config_head_dim(c);
-    size_t kvd = (size_t)nkv * hd, P = m->num_floats;
+    size_t kvd = (size_t)nkv * hd, P = m->num_floats, qkv_ld = H + 2 * kvd;
+    st->qkv_ld = qkv_ld;
     DALLOC(st->params, P);
     DALLOC(st->grads, P);
     DALLOC(st->mom_m, P);
@@ -86,13 +87,12 @@ static ob_status allocate(gpu_backend *g) {
             DALLOC(a->n1, N * H);
             DALLOC(a->n2, N * H);
         }
-        DALLOC(a->qpre, N * H);
-        DALLOC(a->kpre, N * kvd);
+        DALLOC(a->qkv, N * qkv_ld);
         DALLOC(a->rq, N * nh);
         DALLOC(a->rk, N * nkv);
         DALLOC(a->q, N * H);
         DALLOC(a->k, N * kvd);
-        DALLOC(a->v, N * kvd);
+        a->v = a->qkv + H + kvd;
         DALLOC(a->lse, N * nh);
         DALLOC(a->o, N * H);
         DALLOC(a->u, N * F);
@@ -108,13 +108,14 @@ static ob_status allocate(gpu_backend *g) {
     DALLOC(st->dres, N * H);
     DALLOC(st->dtmp, N * H);
     DALLOC(st->dn, N * H);
-    /* dq, dk, dv in one block, and the gate's gradient just before the up
-     * projection's: their weight gradients can run as one strided batch. Each
-     * part starts 16-byte aligned, as a separate allocation would. */
-    size_t nq = (N * H + 7) / 8 * 8, nk = (N * kvd + 7) / 8 * 8, nf = (N * F + 7) / 8 * 8;
-    DALLOC(st->dq, nq + 2 * nk);
-    st->dk = st->dq + nq;
-    st->dv = st->dk + nk;
+    DALLOC(st->dqkv, N * qkv_ld);
+    DALLOC(st->dq, N * H);
+    DALLOC(st->dk, N * kvd);
+    st->dv = st->dqkv + H + kvd;
+    /* The gate's gradient just before the up projection's: their weight
+     * gradients can run as one strided batch. Each part starts 16-byte
+     * aligned, as a separate allocation would. */
+    size_t nf = (N * F + 7) / 8 * 8;
     DALLOC(st->df1, N * F);
     DALLOC(st->df3, 2 * nf);
     st->df2 = st->df3 + nf;
@@ -191,6 +192,11 @@ static ob_status prepare_tables(gpu_backend *g) {
         mats[count].mode = p->mode;
         st->matrix_of[i] = count++;
     }
+    /* Q, K and V carry their scale in the effective weights, so that one
+     * product (alpha 1) serves all three (cuda_pass.c, fused_rows). */
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        for (int j = OB_PROJ_Q; j <= OB_PROJ_V; j++)
+            mats[st->matrix_of[m->layers[l].proj[j]]].fold = 1;
     ob_status s = ob_gpu_wquant_create(mats, count, &st->wq);
     free(mats);
     if (s == OB_OK)

@@ -48,6 +48,14 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+/* Sum over aligned groups of `group` lanes (a power of two up to 32); every
+ * lane of the warp must take part. */
+__device__ __forceinline__ float group_sum(float v, int group) {
+    for (int o = group / 2; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1)
         v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));

@@ -42,17 +42,21 @@ static const float *scale_of(const pass *p, int idx, bool residual) {
 
 static float residual_factor(const ob_config *c) { return c->use_residual_scaling ? 0.70710678118654752f : 1.0f; }
 
-/* y (bf16) = the product of a linear: alpha is the matrix's scale (times the
- * residual factor for a branch into the residual stream); Arenas adds c·x·W_cᵀ. */
-static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf16 *xq, int n, bf16 *y,
-                                bool residual) {
+/* y (bf16, rows y_ld apart, 0: dense) = the product of a linear, or of `out`
+ * rows of linears stored one after another (fused_rows): alpha is the matrix's
+ * scale (times the residual factor for a branch into the residual stream);
+ * Arenas adds c·x·W_cᵀ. */
+static ob_status linear_forward(const pass *p, int idx, int out, const bf16 *x, const bf16 *xq, int n, bf16 *y,
+                                int y_ld, bool residual) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
-    ob_gemm_args a = ob_gemm_xwt(y, CUDA_R_16BF, xq, st->w_eff + prm->offset, n, prm->cols, prm->rows);
+    ob_gemm_args a = ob_gemm_xwt(y, CUDA_R_16BF, xq, st->w_eff + prm->offset, n, prm->cols, out);
+    a.ldd = y_ld;
     a.alpha_device = scale_of(p, idx, residual);
     OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
     if (arenas(p, prm)) {
-        ob_gemm_args b = ob_gemm_xwt(y, CUDA_R_16BF, x, st->wc + prm->offset, n, prm->cols, prm->rows);
+        ob_gemm_args b = ob_gemm_xwt(y, CUDA_R_16BF, x, st->wc + prm->offset, n, prm->cols, out);
+        b.ldd = y_ld;
         b.alpha = p->step->arenas * (residual ? residual_factor(&st->m->cfg) : 1.0f);
         b.beta = 1.0f;
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
@@ -60,11 +64,13 @@ static ob_status linear_forward(const pass *p, int idx, const bf16 *x, const bf1
     return OB_OK;
 }
 
-/* dx (bf16, = or +=) of one linear; dy's rows have stride dy_ld (0: dense). */
-static ob_status input_grad(const pass *p, int idx, const bf16 *dy, int dy_ld, int n, bf16 *dx, bool accumulate) {
+/* dx (bf16, = or +=) of one linear, or of `out` rows of fused linears; dy's
+ * rows have stride dy_ld (0: dense). */
+static ob_status input_grad(const pass *p, int idx, int out, const bf16 *dy, int dy_ld, int n, bf16 *dx,
+                            bool accumulate) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
-    int in = prm->cols, out = prm->rows;
+    int in = prm->cols;
     ob_gemm_args a = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->w_eff + prm->offset, n, in, out);
     a.lda = dy_ld;
     a.alpha_device = scale_of(p, idx, false);
@@ -80,16 +86,16 @@ static ob_status input_grad(const pass *p, int idx, const bf16 *dy, int dy_ld, i
     return OB_OK;
 }
 
-/* The weight gradient (+=) of one linear, or of `batch` linears stored one
- * after another whose dy lie dy_stride apart (same shape, mode and input; see
- * batchable). The clamp mask of quantised weights is applied once at the end
- * of the pass. */
-static ob_status weight_grad(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld, int n,
-                             int batch, long long dy_stride) {
+/* The weight gradient (+=) of one linear, of `out` rows of fused linears (not
+ * soft), or of `batch` linears stored one after another whose dy lie
+ * dy_stride apart (same shape, mode and input; see batchable). The clamp mask
+ * of quantised weights is applied once at the end of the pass. */
+static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, const bf16 *xq, const bf16 *dy,
+                             int dy_ld, int n, int batch, long long dy_stride) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
     const ob_config *c = &st->m->cfg;
-    int in = prm->cols, out = prm->rows;
+    int in = prm->cols;
     float *dw = st->grads + prm->offset;
     ob_gemm_args g = ob_gemm_dytx(dw, CUDA_R_32F, dy, act_bits(p, prm) ? xq : x, n, in, out);
     g.lda = dy_ld;
@@ -124,9 +130,10 @@ static ob_status weight_grad(const pass *p, int idx, const bf16 *x, const bf16 *
 /* dx (bf16, = or +=) and the weight gradient of one linear. */
 static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld,
                                  int n, bf16 *dx, bool accumulate) {
+    int out = param(p, idx)->rows;
     if (dx)
-        OB_STATUS_TRY(input_grad(p, idx, dy, dy_ld, n, dx, accumulate));
-    return weight_grad(p, idx, x, xq, dy, dy_ld, n, 1, 0);
+        OB_STATUS_TRY(input_grad(p, idx, out, dy, dy_ld, n, dx, accumulate));
+    return weight_grad(p, idx, out, x, xq, dy, dy_ld, n, 1, 0);
 }
 
 /* Whether the weight gradients of `count` linears can run as one strided batch:
@@ -149,10 +156,29 @@ static bool batchable(const pass *p, const int *idx, int count, const bf16 *cons
 static ob_status weight_grads(const pass *p, const int *idx, int count, const bf16 *x, const bf16 *xq,
                               const bf16 *const *dy, int n) {
     if (batchable(p, idx, count, dy))
-        return weight_grad(p, idx[0], x, xq, dy[0], 0, n, count, dy[1] - dy[0]);
+        return weight_grad(p, idx[0], param(p, idx[0])->rows, x, xq, dy[0], 0, n, count, dy[1] - dy[0]);
     for (int i = 0; i < count; i++)
-        OB_STATUS_TRY(weight_grad(p, idx[i], x, xq, dy[i], 0, n, 1, 0));
+        OB_STATUS_TRY(weight_grad(p, idx[i], param(p, idx[i])->rows, x, xq, dy[i], 0, n, 1, 0));
     return OB_OK;
+}
+
+/* The rows of linears idx[0..count) as one matrix, or 0 where they cannot run
+ * as one product: they must lie one after another with the same input width
+ * and the same treatment (quantised or not: the same input, the same Arenas
+ * term). Their scales are folded into the effective weights (the backend
+ * marks Q, K and V so), which leaves every product alpha 1. */
+static int fused_rows(const pass *p, const int *idx, int count) {
+    const ob_param *first = param(p, idx[0]);
+    size_t next = first->offset;
+    int rows = 0;
+    for (int i = 0; i < count; i++) {
+        const ob_param *prm = param(p, idx[i]);
+        if (prm->offset != next || prm->cols != first->cols || quantised(p, prm) != quantised(p, first))
+            return 0;
+        next += prm->numel;
+        rows += prm->rows;
+    }
+    return rows;
 }
 
 /* Norm of the fp32 rows x into y (unquantised, kept when Arenas needs it) and
@@ -199,39 +225,45 @@ static ob_status layer_forward(const pass *p, int l, int B, int T) {
                              a->rstd1));
     const bf16 *x1 = input_of(p, pq, a->n1, a->x1q);
     MARK("fwd gemm qkv");
-    OB_STATUS_TRY(linear_forward(p, pq, a->n1, x1, N, a->q, false));
-    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_K], a->n1, x1, N, a->k, false));
-    OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_V], a->n1, x1, N, a->v, false));
+    const int qkv[3] = {pq, lp->proj[OB_PROJ_K], lp->proj[OB_PROJ_V]};
+    int ld = (int)st->qkv_ld, fused = fused_rows(p, qkv, 3);
+    bf16 *qkv_out[3] = {a->qkv, a->qkv + H, a->v};
+    if (fused)
+        OB_STATUS_TRY(linear_forward(p, pq, fused, a->n1, x1, N, a->qkv, ld, false));
+    else
+        for (int i = 0; i < 3; i++)
+            OB_STATUS_TRY(linear_forward(p, qkv[i], param(p, qkv[i])->rows, a->n1, x1, N, qkv_out[i], ld, false));
     const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
     const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
     MARK("fwd qk-norm+rope");
-    OB_STATUS_TRY(ob_gpu_qk_forward(a->q, a->qpre, a->rq, gq, st->rope_cos, st->rope_sin, B, T, nh, hd, eps,
-                                    c->use_qk_norm, c->use_rope, st->stream));
-    OB_STATUS_TRY(ob_gpu_qk_forward(a->k, a->kpre, a->rk, gk, st->rope_cos, st->rope_sin, B, T, nkv, hd, eps,
-                                    c->use_qk_norm, c->use_rope, st->stream));
+    OB_STATUS_TRY(ob_gpu_qk_forward(a->q, qkv_out[0], st->qkv_ld, a->rq, gq, st->rope_cos, st->rope_sin, B, T, nh, hd,
+                                    eps, c->use_qk_norm, c->use_rope, st->stream));
+    OB_STATUS_TRY(ob_gpu_qk_forward(a->k, qkv_out[1], st->qkv_ld, a->rk, gk, st->rope_cos, st->rope_sin, B, T, nkv, hd,
+                                    eps, c->use_qk_norm, c->use_rope, st->stream));
     MARK("fwd attention");
-    OB_STATUS_TRY(ob_gpu_attention_forward(a->o, a->lse, a->q, a->k, a->v, B, T, nh, nkv, hd, st->stream));
+    ob_qkv_ld lds = {(size_t)H, (size_t)nkv * hd, st->qkv_ld};
+    OB_STATUS_TRY(ob_gpu_attention_forward(a->o, a->lse, a->q, a->k, a->v, lds, B, T, nh, nkv, hd, st->stream));
     int po = lp->proj[OB_PROJ_O];
     MARK("fwd act quant");
     if (act_bits(p, param(p, po)))
         OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), st->stream));
     MARK("fwd gemm o");
-    OB_STATUS_TRY(linear_forward(p, po, a->o, input_of(p, po, a->o, st->oq), N, st->branch, true));
+    OB_STATUS_TRY(linear_forward(p, po, H, a->o, input_of(p, po, a->o, st->oq), N, st->branch, 0, true));
     int pu = lp->proj[OB_PROJ_UP];
     MARK("fwd norm+quant");
     OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->x, st->branch, a->n2, a->x2q, a->mean2, a->rstd2));
     const bf16 *x2 = input_of(p, pu, a->n2, a->x2q);
     MARK("fwd gemm up/gate");
-    OB_STATUS_TRY(linear_forward(p, pu, a->n2, x2, N, a->u, false));
+    OB_STATUS_TRY(linear_forward(p, pu, F, a->n2, x2, N, a->u, 0, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     if (act == 2)
-        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], a->n2, x2, N, a->g, false));
+        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], F, a->n2, x2, N, a->g, 0, false));
     int pd = lp->proj[OB_PROJ_DOWN];
     MARK("fwd ffn act+quant");
     bf16 *hq = keeps_hq(p, pd) ? a->h : st->hq;
     OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
     MARK("fwd gemm down");
-    return linear_forward(p, pd, a->h, input_of(p, pd, a->h, hq), N, st->branch, true);
+    return linear_forward(p, pd, H, a->h, input_of(p, pd, a->h, hq), N, st->branch, 0, true);
 }
 
 /* st->dres holds dL/dx_{l+1} on entry and dL/dx_l on return. */
@@ -257,14 +289,14 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     MARK("bwd ffn act");
     OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));
     MARK("bwd gemm up/gate");
-    OB_STATUS_TRY(input_grad(p, pu, st->df2, 0, N, st->dn, false));
+    OB_STATUS_TRY(input_grad(p, pu, F, st->df2, 0, N, st->dn, false));
     if (act == 2) {
-        OB_STATUS_TRY(input_grad(p, pg, st->df3, 0, N, st->dn, true));
+        OB_STATUS_TRY(input_grad(p, pg, F, st->df3, 0, N, st->dn, true));
         const int ffn[2] = {pg, pu};
         const bf16 *dffn[2] = {st->df3, st->df2};
         OB_STATUS_TRY(weight_grads(p, ffn, 2, a->n2, a->x2q, dffn, N));
     } else {
-        OB_STATUS_TRY(weight_grad(p, pu, a->n2, a->x2q, st->df2, 0, N, 1, 0));
+        OB_STATUS_TRY(weight_grad(p, pu, F, a->n2, a->x2q, st->df2, 0, N, 1, 0));
     }
     MARK("bwd norm");
     OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->dtmp, r, st->grads + param(p, lp->post_norm)->offset,
@@ -276,23 +308,32 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
         OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), s));
     OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, st->dtmp, 0, N, st->dn, false));
     MARK("bwd attention");
-    OB_STATUS_TRY(ob_gpu_attention_backward(st->dq, st->dk, st->dv, st->dn, a->o, a->lse, a->q, a->k, a->v,
+    ob_qkv_ld lds = {(size_t)H, (size_t)nkv * hd, st->qkv_ld};
+    OB_STATUS_TRY(ob_gpu_attention_backward(st->dq, st->dk, st->dv, st->dn, a->o, a->lse, a->q, a->k, a->v, lds,
                                             st->delta, B, T, nh, nkv, hd, s));
     const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
     const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
     float *dgq = c->use_qk_norm ? st->grads + param(p, lp->q_norm)->offset : NULL;
     float *dgk = c->use_qk_norm ? st->grads + param(p, lp->k_norm)->offset : NULL;
     MARK("bwd qk-norm+rope");
-    OB_STATUS_TRY(ob_gpu_qk_backward(st->dq, dgq, st->partials, a->qpre, a->rq, gq, st->rope_cos, st->rope_sin, B, T,
-                                     nh, hd, c->use_qk_norm, c->use_rope, s));
-    OB_STATUS_TRY(ob_gpu_qk_backward(st->dk, dgk, st->partials, a->kpre, a->rk, gk, st->rope_cos, st->rope_sin, B, T,
-                                     nkv, hd, c->use_qk_norm, c->use_rope, s));
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv, st->qkv_ld, st->dq, dgq, st->partials, a->qkv, a->rq, gq,
+                                     st->rope_cos, st->rope_sin, B, T, nh, hd, c->use_qk_norm, c->use_rope, s));
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv + H, st->qkv_ld, st->dk, dgk, st->partials, a->qkv + H, a->rk, gk,
+                                     st->rope_cos, st->rope_sin, B, T, nkv, hd, c->use_qk_norm, c->use_rope, s));
     const int qkv[3] = {lp->proj[OB_PROJ_Q], lp->proj[OB_PROJ_K], lp->proj[OB_PROJ_V]};
-    const bf16 *dqkv[3] = {st->dq, st->dk, st->dv};
+    const bf16 *dqkv[3] = {st->dqkv, st->dqkv + H, st->dv};
+    int ld = (int)st->qkv_ld, fused = fused_rows(p, qkv, 3);
     MARK("bwd gemm qkv");
-    for (int i = 0; i < 3; i++)
-        OB_STATUS_TRY(input_grad(p, qkv[i], dqkv[i], 0, N, st->dn, i > 0));
-    OB_STATUS_TRY(weight_grads(p, qkv, 3, a->n1, a->x1q, dqkv, N));
+    if (fused)
+        OB_STATUS_TRY(input_grad(p, qkv[0], fused, st->dqkv, ld, N, st->dn, false));
+    else
+        for (int i = 0; i < 3; i++)
+            OB_STATUS_TRY(input_grad(p, qkv[i], param(p, qkv[i])->rows, dqkv[i], ld, N, st->dn, i > 0));
+    if (fused && !soft(p, param(p, qkv[0])))
+        OB_STATUS_TRY(weight_grad(p, qkv[0], fused, a->n1, a->x1q, st->dqkv, ld, N, 1, 0));
+    else
+        for (int i = 0; i < 3; i++)
+            OB_STATUS_TRY(weight_grad(p, qkv[i], param(p, qkv[i])->rows, a->n1, a->x1q, dqkv[i], ld, N, 1, 0));
     MARK("bwd norm");
     return ob_gpu_norm_backward(st->dres, true, l > 0 ? st->dtmp : NULL, r,
                                 st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn, a->x,

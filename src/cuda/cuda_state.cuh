@@ -17,9 +17,10 @@ typedef struct {
     float *mean1, *rstd1, *mean2, *rstd2;
     bf16 *n1, *x1q, *n2, *x2q;          /* norm outputs and their quantised forms [N,H]; n1 and n2
                                          * alias x1q and x2q unless Arenas needs both */
-    bf16 *qpre, *kpre;                  /* before QK-norm */
+    bf16 *qkv;                          /* [N, q|k|v] rows qkv_ld wide: the products' output */
     float *rq, *rk;
-    bf16 *q, *k, *v;                    /* as attention sees them */
+    bf16 *q, *k, *v;                    /* as attention sees them: q and k after QK-norm and RoPE
+                                         * (dense), v inside qkv */
     float *lse;                         /* [B,nh,T] */
     bf16 *o;                            /* attention output [N,H] */
     bf16 *u, *g, *h;                    /* FFN [N,F]; h holds hq when the layer keeps it */
@@ -47,7 +48,10 @@ typedef struct {
     bf16 *nf, *nfq;
     bf16 *branch;            /* [N,H] a block's output product, added to the stream by the next norm */
     float *dres;             /* [N,H] gradient of the residual stream */
-    bf16 *dtmp, *dn, *dq, *dk, *dv, *df1, *df2, *df3;
+    bf16 *dtmp, *dn, *df1, *df2, *df3;
+    bf16 *dq, *dk, *dv;      /* as attention writes them: dq, dk dense, dv inside dqkv */
+    bf16 *dqkv;              /* [N, q|k|v]: the products' dy */
+    size_t qkv_ld;           /* H + 2·nkv·hd */
     bf16 *oq, *hq;           /* quantised o (and h under Arenas): rebuilt where needed */
     float *delta;
     float *scratch;          /* soft-regime weight gradients (largest matrix) */

@@ -37,13 +37,14 @@ template <int HD> static constexpr size_t dkv_smem_bytes() {
  * tile qb0 + it % per_head) into `stage`. */
 template <int HD>
 __device__ __forceinline__ void dkv_load_step(bf16 *sq, bf16 *sdo, float *slse, float *sdelta, int it, int stage,
-                                              const bf16 *q, const bf16 *dout, const float *lse, const float *delta,
-                                              int b, int kh, int group, int qb0, int per_head, int T, int nh) {
+                                              const bf16 *q, size_t q_ld, const bf16 *dout, const float *lse,
+                                              const float *delta, int b, int kh, int group, int qb0, int per_head,
+                                              int T, int nh) {
     constexpr int LD = att_tile<HD>::LD, BQ = dkv_step<HD>::BQ;
     int h = kh * group + it / per_head, q0 = (qb0 + it % per_head) * BQ;
-    size_t qs = (size_t)nh * HD, off = ((size_t)b * T + q0) * qs + (size_t)h * HD;
-    load_tile_async<HD, BQ, BWD_THREADS>(sq + stage * BQ * LD, q + off, qs, T - q0);
-    load_tile_async<HD, BQ, BWD_THREADS>(sdo + stage * BQ * LD, dout + off, qs, T - q0);
+    size_t os = (size_t)nh * HD, row = (size_t)b * T + q0;
+    load_tile_async<HD, BQ, BWD_THREADS>(sq + stage * BQ * LD, q + row * q_ld + (size_t)h * HD, q_ld, T - q0);
+    load_tile_async<HD, BQ, BWD_THREADS>(sdo + stage * BQ * LD, dout + row * os + (size_t)h * HD, os, T - q0);
     int i = threadIdx.x;
     if (i < BQ) {
         bool ok = q0 + i < T;
@@ -56,8 +57,8 @@ __device__ __forceinline__ void dkv_load_step(bf16 *sq, bf16 *sdo, float *slse, 
 template <int HD>
 __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *dv, const bf16 *dout,
                                                                 const float *lse, const float *delta, const bf16 *q,
-                                                                const bf16 *k, const bf16 *v, int T, int nh, int nkv,
-                                                                float scale, float scale_log2) {
+                                                                const bf16 *k, const bf16 *v, ob_qkv_ld ld, int T,
+                                                                int nh, int nkv, float scale, float scale_log2) {
     constexpr int LD = att_tile<HD>::LD, BQ = dkv_step<HD>::BQ, NT = BQ / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *sk = reinterpret_cast<bf16 *>(smem_raw), *sv = sk + DKV_BN * LD, *sq = sv + DKV_BN * LD;
@@ -67,12 +68,13 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *
     int kb = blockIdx.x, bk = blockIdx.y, b = bk / nkv, kh = bk % nkv, group = nh / nkv;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
     int k0 = kb * DKV_BN, kr0 = k0 + warp * 16; /* kr0: the warp's first key */
-    size_t ks = (size_t)nkv * HD, koff = ((size_t)b * T + k0) * ks + (size_t)kh * HD;
+    size_t ks = ld.k, vs = ld.v, koff = ((size_t)b * T + k0) * ks + (size_t)kh * HD;
+    size_t voff = ((size_t)b * T + k0) * vs + (size_t)kh * HD;
     /* Query tiles before qb0 end before the block's first key. */
     int qb0 = k0 / BQ, per_head = (T + BQ - 1) / BQ - qb0, steps = group * per_head;
     load_tile_async<HD, DKV_BN, BWD_THREADS>(sk, k + koff, ks, T - k0);
-    load_tile_async<HD, DKV_BN, BWD_THREADS>(sv, v + koff, ks, T - k0);
-    dkv_load_step<HD>(sq, sdo, slse, sdelta, 0, 0, q, dout, lse, delta, b, kh, group, qb0, per_head, T, nh);
+    load_tile_async<HD, DKV_BN, BWD_THREADS>(sv, v + voff, vs, T - k0);
+    dkv_load_step<HD>(sq, sdo, slse, sdelta, 0, 0, q, ld.q, dout, lse, delta, b, kh, group, qb0, per_head, T, nh);
     cp_async_commit();
 
     /* Keys g and g + 8 of the warp. */
@@ -80,8 +82,8 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *
     for (int it = 0; it < steps; it++) {
         int stage = it & 1, q0 = (qb0 + it % per_head) * BQ;
         if (it + 1 < steps)
-            dkv_load_step<HD>(sq, sdo, slse, sdelta, it + 1, stage ^ 1, q, dout, lse, delta, b, kh, group, qb0,
-                              per_head, T, nh);
+            dkv_load_step<HD>(sq, sdo, slse, sdelta, it + 1, stage ^ 1, q, ld.q, dout, lse, delta, b, kh, group,
+                              qb0, per_head, T, nh);
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
@@ -116,11 +118,12 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *
         if (key >= T)
             continue;
         size_t base = ((size_t)b * T + key) * ks + (size_t)kh * HD + c;
+        size_t vbase = ((size_t)b * T + key) * vs + (size_t)kh * HD + c;
 #pragma unroll
         for (int n = 0; n < HD / 8; n++) {
             *reinterpret_cast<__nv_bfloat162 *>(dk + base + 8 * n) =
                 __floats2bfloat162_rn(dka[n][2 * i] * scale, dka[n][2 * i + 1] * scale);
-            *reinterpret_cast<__nv_bfloat162 *>(dv + base + 8 * n) =
+            *reinterpret_cast<__nv_bfloat162 *>(dv + vbase + 8 * n) =
                 __floats2bfloat162_rn(dva[n][2 * i], dva[n][2 * i + 1]);
         }
     }
@@ -135,8 +138,8 @@ template <int HD> static constexpr size_t dq_smem_bytes() {
 template <int HD>
 __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const bf16 *dout, const float *lse,
                                                                const float *delta, const bf16 *q, const bf16 *k,
-                                                               const bf16 *v, int T, int nh, int nkv, float scale,
-                                                               float scale_log2) {
+                                                               const bf16 *v, ob_qkv_ld ld, int T, int nh, int nkv,
+                                                               float scale, float scale_log2) {
     constexpr int LD = att_tile<HD>::LD, NT = DQ_BN / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *sq = reinterpret_cast<bf16 *>(smem_raw), *sdo = sq + DQ_BM * LD, *sk = sdo + DQ_BM * LD;
@@ -145,13 +148,13 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
     int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
     int q0 = qb * DQ_BM, r0 = q0 + warp * 16;
-    size_t qs = (size_t)nh * HD, ks = (size_t)nkv * HD, qoff = ((size_t)b * T + q0) * qs + (size_t)h * HD;
-    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * HD, *vg = v + (size_t)b * T * ks + (size_t)kh * HD;
+    size_t qs = ld.q, ks = ld.k, vs = ld.v, os = (size_t)nh * HD, row = (size_t)b * T + q0;
+    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * HD, *vg = v + (size_t)b * T * vs + (size_t)kh * HD;
     int nkb = (min(q0 + DQ_BM, T) + DQ_BN - 1) / DQ_BN;
-    load_tile_async<HD, DQ_BM, BWD_THREADS>(sq, q + qoff, qs, T - q0);
-    load_tile_async<HD, DQ_BM, BWD_THREADS>(sdo, dout + qoff, qs, T - q0);
+    load_tile_async<HD, DQ_BM, BWD_THREADS>(sq, q + row * qs + (size_t)h * HD, qs, T - q0);
+    load_tile_async<HD, DQ_BM, BWD_THREADS>(sdo, dout + row * os + (size_t)h * HD, os, T - q0);
     load_tile_async<HD, DQ_BN, BWD_THREADS>(sk, kg, ks, T);
-    load_tile_async<HD, DQ_BN, BWD_THREADS>(sv, vg, ks, T);
+    load_tile_async<HD, DQ_BN, BWD_THREADS>(sv, vg, vs, T);
     cp_async_commit();
 
     /* Rows g and g + 8 of the warp: lse (base 2) and delta; padding rows get
@@ -170,7 +173,7 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
         if (kb + 1 < nkb) {
             int n0 = k0 + DQ_BN;
             load_tile_async<HD, DQ_BN, BWD_THREADS>(sk + (stage ^ 1) * DQ_BN * LD, kg + n0 * ks, ks, T - n0);
-            load_tile_async<HD, DQ_BN, BWD_THREADS>(sv + (stage ^ 1) * DQ_BN * LD, vg + n0 * ks, ks, T - n0);
+            load_tile_async<HD, DQ_BN, BWD_THREADS>(sv + (stage ^ 1) * DQ_BN * LD, vg + n0 * vs, vs, T - n0);
         }
         cp_async_commit();
         cp_async_wait<1>();
@@ -210,8 +213,8 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
 
 template <int HD>
 static ob_status launch_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                                 const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T, int nh,
-                                 int nkv, cudaStream_t s) {
+                                 const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld, int B,
+                                 int T, int nh, int nkv, cudaStream_t s) {
     size_t dq_bytes = dq_smem_bytes<HD>(), dkv_bytes = dkv_smem_bytes<HD>();
     OB_CUDA_TRY(
         cudaFuncSetAttribute(mma_backward_dq<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_bytes));
@@ -219,17 +222,17 @@ static ob_status launch_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout,
         cudaFuncSetAttribute(mma_backward_dkv<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkv_bytes));
     float scale = 1.0f / sqrtf((float)HD), scale_log2 = scale * ATT_LOG2E;
     mma_backward_dq<HD><<<dim3((T + DQ_BM - 1) / DQ_BM, B * nh), BWD_THREADS, dq_bytes, s>>>(
-        dq, dout, lse, delta, q, k, v, T, nh, nkv, scale, scale_log2);
+        dq, dout, lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     mma_backward_dkv<HD><<<dim3((T + DKV_BN - 1) / DKV_BN, B * nkv), BWD_THREADS, dkv_bytes, s>>>(
-        dk, dv, dout, lse, delta, q, k, v, T, nh, nkv, scale, scale_log2);
+        dk, dv, dout, lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
 
 ob_status ob_attention_mma_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                                    const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                    int nh, int nkv, int hd, cudaStream_t s) {
-    return hd == 64 ? launch_backward<64>(dq, dk, dv, dout, lse, delta, q, k, v, B, T, nh, nkv, s)
-                    : launch_backward<128>(dq, dk, dv, dout, lse, delta, q, k, v, B, T, nh, nkv, s);
+                                    const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                    int B, int T, int nh, int nkv, int hd, cudaStream_t s) {
+    return hd == 64 ? launch_backward<64>(dq, dk, dv, dout, lse, delta, q, k, v, ld, B, T, nh, nkv, s)
+                    : launch_backward<128>(dq, dk, dv, dout, lse, delta, q, k, v, ld, B, T, nh, nkv, s);
 }

@@ -17,8 +17,8 @@ template <int HD> static constexpr size_t fwd_smem_bytes() {
 
 template <int HD>
 __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k,
-                                                              const bf16 *v, int T, int nh, int nkv,
-                                                              float scale_log2) {
+                                                              const bf16 *v, ob_qkv_ld ld, int T, int nh,
+                                                              int nkv, float scale_log2) {
     constexpr int LD = att_tile<HD>::LD, THREADS = FWD_WARPS * 32, NT = FWD_BN / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *sq = reinterpret_cast<bf16 *>(smem_raw), *sk = sq + FWD_BM * LD, *sv = sk + 2 * FWD_BN * LD;
@@ -26,12 +26,12 @@ __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *ls
     int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
     int q0 = qb * FWD_BM, r0 = q0 + warp * 16; /* r0: the warp's first row */
-    size_t qs = (size_t)nh * HD, ks = (size_t)nkv * HD;
-    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * HD, *vg = v + (size_t)b * T * ks + (size_t)kh * HD;
+    size_t qs = ld.q, ks = ld.k, vs = ld.v, os = (size_t)nh * HD; /* row strides of q, k, v and o */
+    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * HD, *vg = v + (size_t)b * T * vs + (size_t)kh * HD;
     int nkb = (min(q0 + FWD_BM, T) + FWD_BN - 1) / FWD_BN;
     load_tile_async<HD, FWD_BM, THREADS>(sq, q + ((size_t)b * T + q0) * qs + (size_t)h * HD, qs, T - q0);
     load_tile_async<HD, FWD_BN, THREADS>(sk, kg, ks, T);
-    load_tile_async<HD, FWD_BN, THREADS>(sv, vg, ks, T);
+    load_tile_async<HD, FWD_BN, THREADS>(sv, vg, vs, T);
     cp_async_commit();
 
     /* Rows g and g + 8 of the warp: unnormalised output, running max (base 2,
@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *ls
         if (kb + 1 < nkb) {
             int n0 = k0 + FWD_BN;
             load_tile_async<HD, FWD_BN, THREADS>(sk + (stage ^ 1) * FWD_BN * LD, kg + n0 * ks, ks, T - n0);
-            load_tile_async<HD, FWD_BN, THREADS>(sv + (stage ^ 1) * FWD_BN * LD, vg + n0 * ks, ks, T - n0);
+            load_tile_async<HD, FWD_BN, THREADS>(sv + (stage ^ 1) * FWD_BN * LD, vg + n0 * vs, vs, T - n0);
         }
         cp_async_commit();
         cp_async_wait<1>(); /* this tile (and the query tile) has landed */
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *ls
         int t = r0 + g + 8 * i;
         if (t >= T)
             continue;
-        bf16 *out = o + ((size_t)b * T + t) * qs + (size_t)h * HD + c;
+        bf16 *out = o + ((size_t)b * T + t) * os + (size_t)h * HD + c;
         float inv = 1.0f / l[i];
 #pragma unroll
         for (int n = 0; n < HD / 8; n++)
@@ -106,19 +106,19 @@ __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *ls
 }
 
 template <int HD>
-static ob_status launch_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                int nh, int nkv, cudaStream_t s) {
+static ob_status launch_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld, int B,
+                                int T, int nh, int nkv, cudaStream_t s) {
     size_t bytes = fwd_smem_bytes<HD>();
     OB_CUDA_TRY(cudaFuncSetAttribute(mma_forward<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
     dim3 grid((T + FWD_BM - 1) / FWD_BM, B * nh);
     float scale_log2 = ATT_LOG2E / sqrtf((float)HD);
-    mma_forward<HD><<<grid, FWD_WARPS * 32, bytes, s>>>(o, lse, q, k, v, T, nh, nkv, scale_log2);
+    mma_forward<HD><<<grid, FWD_WARPS * 32, bytes, s>>>(o, lse, q, k, v, ld, T, nh, nkv, scale_log2);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
 
-ob_status ob_attention_mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                   int nh, int nkv, int hd, cudaStream_t s) {
-    return hd == 64 ? launch_forward<64>(o, lse, q, k, v, B, T, nh, nkv, s)
-                    : launch_forward<128>(o, lse, q, k, v, B, T, nh, nkv, s);
+ob_status ob_attention_mma_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                   int B, int T, int nh, int nkv, int hd, cudaStream_t s) {
+    return hd == 64 ? launch_forward<64>(o, lse, q, k, v, ld, B, T, nh, nkv, s)
+                    : launch_forward<128>(o, lse, q, k, v, ld, B, T, nh, nkv, s);
 }

@@ -24,19 +24,20 @@ __global__ void wg_probe(int *out) { *out = WG_BODY; }
 static constexpr size_t WG_FWD_SMEM = (WG_FWD_BM * 64 + 4 * WG_TILE) * sizeof(bf16) + 1024;
 
 __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k,
-                                                             const bf16 *v, int T, int nh, int nkv, float scale_log2) {
+                                                             const bf16 *v, ob_qkv_ld ld, int T, int nh, int nkv,
+                                                             float scale_log2) {
 #if WG_BODY
     bf16 *sq = wg_smem(), *sk = sq + WG_FWD_BM * 64, *sv = sk + 2 * WG_TILE;
     /* Later query tiles see more keys: starting them first shortens the tail. */
     int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3), group = warp >> 2;
     int q0 = qb * WG_FWD_BM, w0 = q0 + group * 64, r0 = q0 + warp * 16; /* first rows of group and warp */
-    size_t qs = (size_t)nh * 64, ks = (size_t)nkv * 64;
-    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * 64, *vg = v + (size_t)b * T * ks + (size_t)kh * 64;
+    size_t qs = ld.q, ks = ld.k, vs = ld.v, os = (size_t)nh * 64; /* row strides of q, k, v and o */
+    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * 64, *vg = v + (size_t)b * T * vs + (size_t)kh * 64;
     int nkb = (min(q0 + WG_FWD_BM, T) + 63) / 64;
     load_swizzled_async<WG_FWD_BM, WG_FWD_THREADS>(sq, q + ((size_t)b * T + q0) * qs + (size_t)h * 64, qs, T - q0);
     load_swizzled_async<64, WG_FWD_THREADS>(sk, kg, ks, T);
-    load_swizzled_async<64, WG_FWD_THREADS>(sv, vg, ks, T);
+    load_swizzled_async<64, WG_FWD_THREADS>(sv, vg, vs, T);
     cp_async_commit();
 
     /* Rows g and g + 8 of the warp: unnormalised output, running max (base 2,
@@ -47,7 +48,7 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
         if (kb + 1 < nkb) {
             int n0 = k0 + 64;
             load_swizzled_async<64, WG_FWD_THREADS>(sk + (stage ^ 1) * WG_TILE, kg + n0 * ks, ks, T - n0);
-            load_swizzled_async<64, WG_FWD_THREADS>(sv + (stage ^ 1) * WG_TILE, vg + n0 * ks, ks, T - n0);
+            load_swizzled_async<64, WG_FWD_THREADS>(sv + (stage ^ 1) * WG_TILE, vg + n0 * vs, vs, T - n0);
         }
         cp_async_commit();
         cp_async_wait<1>(); /* this tile (and the query tile) has landed */
@@ -111,7 +112,7 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
         int t = r0 + g + 8 * i;
         if (t >= T)
             continue;
-        bf16 *out = o + ((size_t)b * T + t) * qs + (size_t)h * 64 + c;
+        bf16 *out = o + ((size_t)b * T + t) * os + (size_t)h * 64 + c;
         float inv = 1.0f / l[i];
 #pragma unroll
         for (int n = 0; n < 8; n++)
@@ -130,13 +131,13 @@ static constexpr size_t WG_DKV_SMEM = 6 * WG_TILE * sizeof(bf16) + 4 * 64 * size
 /* Queues the copies of step `it` (query head kh·group + it / per_head, query
  * tile qb0 + it % per_head) into `stage`. */
 __device__ __forceinline__ void wg_dkv_load_step(bf16 *sq, bf16 *sdo, float *slse, float *sdelta, int it, int stage,
-                                                 const bf16 *q, const bf16 *dout, const float *lse,
+                                                 const bf16 *q, size_t q_ld, const bf16 *dout, const float *lse,
                                                  const float *delta, int b, int kh, int group, int qb0, int per_head,
                                                  int T, int nh) {
     int h = kh * group + it / per_head, q0 = (qb0 + it % per_head) * 64;
-    size_t qs = (size_t)nh * 64, off = ((size_t)b * T + q0) * qs + (size_t)h * 64;
-    load_swizzled_async<64, WG_BWD_THREADS>(sq + stage * WG_TILE, q + off, qs, T - q0);
-    load_swizzled_async<64, WG_BWD_THREADS>(sdo + stage * WG_TILE, dout + off, qs, T - q0);
+    size_t os = (size_t)nh * 64, row = (size_t)b * T + q0;
+    load_swizzled_async<64, WG_BWD_THREADS>(sq + stage * WG_TILE, q + row * q_ld + (size_t)h * 64, q_ld, T - q0);
+    load_swizzled_async<64, WG_BWD_THREADS>(sdo + stage * WG_TILE, dout + row * os + (size_t)h * 64, os, T - q0);
     int i = threadIdx.x;
     if (i < 64) {
         bool ok = q0 + i < T;
@@ -148,22 +149,24 @@ __device__ __forceinline__ void wg_dkv_load_step(bf16 *sq, bf16 *sdo, float *sls
 
 /* dK, dV of 64 keys (16 per warp) of one key/value head: Sᵀ = K·Qᵀ and
  * dPᵀ = V·dOᵀ per step of 64 queries, then dV += Pᵀ·dO and dK += dSᵀ·Q. */
-__global__ void __launch_bounds__(WG_BWD_THREADS) wg_backward_dkv(bf16 *dk, bf16 *dv, const bf16 *dout,
+__global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, bf16 *dv, const bf16 *dout,
                                                                   const float *lse, const float *delta,
-                                                                  const bf16 *q, const bf16 *k, const bf16 *v, int T,
-                                                                  int nh, int nkv, float scale, float scale_log2) {
+                                                                  const bf16 *q, const bf16 *k, const bf16 *v,
+                                                                  ob_qkv_ld ld, int T, int nh, int nkv, float scale,
+                                                                  float scale_log2) {
 #if WG_BODY
     bf16 *sk = wg_smem(), *sv = sk + WG_TILE, *sq = sv + WG_TILE, *sdo = sq + 2 * WG_TILE;
     float *slse = reinterpret_cast<float *>(sdo + 2 * WG_TILE), *sdelta = slse + 2 * 64;
     int kb = blockIdx.x, bk = blockIdx.y, b = bk / nkv, kh = bk % nkv, group = nh / nkv;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
     int k0 = kb * 64, kr0 = k0 + warp * 16; /* kr0: the warp's first key */
-    size_t ks = (size_t)nkv * 64, koff = ((size_t)b * T + k0) * ks + (size_t)kh * 64;
+    size_t ks = ld.k, vs = ld.v, koff = ((size_t)b * T + k0) * ks + (size_t)kh * 64;
+    size_t voff = ((size_t)b * T + k0) * vs + (size_t)kh * 64;
     /* Query tiles before qb0 end before the block's first key. */
     int qb0 = kb, per_head = (T + 63) / 64 - qb0, steps = group * per_head;
     load_swizzled_async<64, WG_BWD_THREADS>(sk, k + koff, ks, T - k0);
-    load_swizzled_async<64, WG_BWD_THREADS>(sv, v + koff, ks, T - k0);
-    wg_dkv_load_step(sq, sdo, slse, sdelta, 0, 0, q, dout, lse, delta, b, kh, group, qb0, per_head, T, nh);
+    load_swizzled_async<64, WG_BWD_THREADS>(sv, v + voff, vs, T - k0);
+    wg_dkv_load_step(sq, sdo, slse, sdelta, 0, 0, q, ld.q, dout, lse, delta, b, kh, group, qb0, per_head, T, nh);
     cp_async_commit();
 
     /* Keys g and g + 8 of the warp. */
@@ -171,7 +174,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS) wg_backward_dkv(bf16 *dk, bf16
     for (int it = 0; it < steps; it++) {
         int stage = it & 1, q0 = (qb0 + it % per_head) * 64;
         if (it + 1 < steps)
-            wg_dkv_load_step(sq, sdo, slse, sdelta, it + 1, stage ^ 1, q, dout, lse, delta, b, kh, group, qb0,
+            wg_dkv_load_step(sq, sdo, slse, sdelta, it + 1, stage ^ 1, q, ld.q, dout, lse, delta, b, kh, group, qb0,
                              per_head, T, nh);
         cp_async_commit();
         cp_async_wait<1>();
@@ -217,11 +220,12 @@ __global__ void __launch_bounds__(WG_BWD_THREADS) wg_backward_dkv(bf16 *dk, bf16
         if (key >= T)
             continue;
         size_t base = ((size_t)b * T + key) * ks + (size_t)kh * 64 + c;
+        size_t vbase = ((size_t)b * T + key) * vs + (size_t)kh * 64 + c;
 #pragma unroll
         for (int n = 0; n < 8; n++) {
             *reinterpret_cast<__nv_bfloat162 *>(dk + base + 8 * n) =
                 __floats2bfloat162_rn(dka[n][2 * i] * scale, dka[n][2 * i + 1] * scale);
-            *reinterpret_cast<__nv_bfloat162 *>(dv + base + 8 * n) =
+            *reinterpret_cast<__nv_bfloat162 *>(dv + vbase + 8 * n) =
                 __floats2bfloat162_rn(dva[n][2 * i], dva[n][2 * i + 1]);
         }
     }
@@ -234,23 +238,23 @@ static constexpr size_t WG_DQ_SMEM = 6 * WG_TILE * sizeof(bf16) + 1024;
 
 /* dQ of 64 query rows of one head: S = Q·Kᵀ and dP = dO·Vᵀ per tile of 64
  * keys up to the diagonal, then dQ += dS·K. */
-__global__ void __launch_bounds__(WG_BWD_THREADS) wg_backward_dq(bf16 *dq, const bf16 *dout, const float *lse,
+__global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, const bf16 *dout, const float *lse,
                                                                  const float *delta, const bf16 *q, const bf16 *k,
-                                                                 const bf16 *v, int T, int nh, int nkv, float scale,
-                                                                 float scale_log2) {
+                                                                 const bf16 *v, ob_qkv_ld ld, int T, int nh, int nkv,
+                                                                 float scale, float scale_log2) {
 #if WG_BODY
     bf16 *sq = wg_smem(), *sdo = sq + WG_TILE, *sk = sdo + WG_TILE, *sv = sk + 2 * WG_TILE;
     /* Later query tiles see more keys: starting them first shortens the tail. */
     int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
     int q0 = qb * 64, r0 = q0 + warp * 16;
-    size_t qs = (size_t)nh * 64, ks = (size_t)nkv * 64, qoff = ((size_t)b * T + q0) * qs + (size_t)h * 64;
-    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * 64, *vg = v + (size_t)b * T * ks + (size_t)kh * 64;
+    size_t qs = ld.q, ks = ld.k, vs = ld.v, os = (size_t)nh * 64, row = (size_t)b * T + q0;
+    const bf16 *kg = k + (size_t)b * T * ks + (size_t)kh * 64, *vg = v + (size_t)b * T * vs + (size_t)kh * 64;
     int nkb = (min(q0 + 64, T) + 63) / 64;
-    load_swizzled_async<64, WG_BWD_THREADS>(sq, q + qoff, qs, T - q0);
-    load_swizzled_async<64, WG_BWD_THREADS>(sdo, dout + qoff, qs, T - q0);
+    load_swizzled_async<64, WG_BWD_THREADS>(sq, q + row * qs + (size_t)h * 64, qs, T - q0);
+    load_swizzled_async<64, WG_BWD_THREADS>(sdo, dout + row * os + (size_t)h * 64, os, T - q0);
     load_swizzled_async<64, WG_BWD_THREADS>(sk, kg, ks, T);
-    load_swizzled_async<64, WG_BWD_THREADS>(sv, vg, ks, T);
+    load_swizzled_async<64, WG_BWD_THREADS>(sv, vg, vs, T);
     cp_async_commit();
 
     /* Rows g and g + 8 of the warp: lse (base 2) and delta; padding rows get
@@ -269,7 +273,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS) wg_backward_dq(bf16 *dq, const
         if (kb + 1 < nkb) {
             int n0 = k0 + 64;
             load_swizzled_async<64, WG_BWD_THREADS>(sk + (stage ^ 1) * WG_TILE, kg + n0 * ks, ks, T - n0);
-            load_swizzled_async<64, WG_BWD_THREADS>(sv + (stage ^ 1) * WG_TILE, vg + n0 * ks, ks, T - n0);
+            load_swizzled_async<64, WG_BWD_THREADS>(sv + (stage ^ 1) * WG_TILE, vg + n0 * vs, vs, T - n0);
         }
         cp_async_commit();
         cp_async_wait<1>();
@@ -332,27 +336,27 @@ bool ob_attention_wg_available(void) {
     return available == 1;
 }
 
-ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                  int nh, int nkv, cudaStream_t s) {
+ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                  int B, int T, int nh, int nkv, cudaStream_t s) {
     OB_CUDA_TRY(cudaFuncSetAttribute(wg_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_FWD_SMEM));
     dim3 grid((T + WG_FWD_BM - 1) / WG_FWD_BM, B * nh);
-    wg_forward<<<grid, WG_FWD_THREADS, WG_FWD_SMEM, s>>>(o, lse, q, k, v, T, nh, nkv, ATT_LOG2E / 8.0f);
+    wg_forward<<<grid, WG_FWD_THREADS, WG_FWD_SMEM, s>>>(o, lse, q, k, v, ld, T, nh, nkv, ATT_LOG2E / 8.0f);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
 
 ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                                   const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                   int nh, int nkv, cudaStream_t s) {
+                                   const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                   int B, int T, int nh, int nkv, cudaStream_t s) {
     OB_CUDA_TRY(cudaFuncSetAttribute(wg_backward_dq, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DQ_SMEM));
     OB_CUDA_TRY(
         cudaFuncSetAttribute(wg_backward_dkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DKV_SMEM));
     float scale = 0.125f, scale_log2 = scale * ATT_LOG2E; /* 1/√64 */
-    wg_backward_dq<<<dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s>>>(dq, dout, lse, delta, q, k, v, T,
-                                                                                   nh, nkv, scale, scale_log2);
+    wg_backward_dq<<<dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s>>>(dq, dout, lse, delta, q, k, v, ld,
+                                                                                   T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     wg_backward_dkv<<<dim3((T + 63) / 64, B * nkv), WG_BWD_THREADS, WG_DKV_SMEM, s>>>(
-        dk, dv, dout, lse, delta, q, k, v, T, nh, nkv, scale, scale_log2);
+        dk, dv, dout, lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

@@ -211,20 +211,26 @@ ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float sca
 
 #define QK_WARPS 8
 
-__global__ void qk_forward_kernel(bf16 *x, bf16 *pre, float *rstd, const float *gain, const float *cs,
-                                  const float *sn, int rows, int T, int heads, int hd, float eps, bool qk_norm,
-                                  bool rope) {
+/* Where head vector `vec` (token vec / heads, head vec % heads) starts in rows
+ * of `ld` elements a token. */
+__device__ __forceinline__ size_t head_at(int vec, int heads, int hd, size_t ld) {
+    return (size_t)(vec / heads) * ld + (size_t)(vec % heads) * hd;
+}
+
+__global__ void qk_forward_kernel(bf16 *out, const bf16 *in, size_t ld, float *rstd, const float *gain,
+                                  const float *cs, const float *sn, int rows, int T, int heads, int hd, float eps,
+                                  bool qk_norm, bool rope) {
     int vec = blockIdx.x * QK_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (vec >= rows)
         return;
     int t = (vec / heads) % T;
-    bf16 *v = x + (size_t)vec * hd;
+    const bf16 *v = in + head_at(vec, heads, hd, ld);
+    bf16 *o = out + (size_t)vec * hd;
     float r = 1.0f;
     if (qk_norm) {
         float ss = 0;
         for (int j = lane; j < hd; j += 32) {
             float a = __bfloat162float(v[j]);
-            pre[(size_t)vec * hd + j] = v[j];
             ss += a * a;
         }
         ss = warp_sum(ss);
@@ -245,8 +251,8 @@ __global__ void qk_forward_kernel(bf16 *x, bf16 *pre, float *rstd, const float *
             a = na;
             b = nb;
         }
-        v[2 * p] = __float2bfloat16(a);
-        v[2 * p + 1] = __float2bfloat16(b);
+        o[2 * p] = __float2bfloat16(a);
+        o[2 * p + 1] = __float2bfloat16(b);
     }
 }
 
@@ -254,27 +260,19 @@ __global__ void qk_forward_kernel(bf16 *x, bf16 *pre, float *rstd, const float *
  * vector: 16-byte accesses and four times the bytes in flight of a warp per
  * vector, for head sizes whose hd/8 divides 32 (a group never straddles warps).
  * Threads past the last vector still take part in the group's shuffles. */
-__device__ __forceinline__ float group_sum(float v, int group) {
-    for (int o = group / 2; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
-__global__ void qk_forward8_kernel(bf16 *x, bf16 *pre, float *rstd, const float *gain, const float *cs,
-                                   const float *sn, int rows, int T, int heads, int hd, float eps, bool qk_norm,
-                                   bool rope) {
+__global__ void qk_forward8_kernel(bf16 *out, const bf16 *in, size_t ld, float *rstd, const float *gain,
+                                   const float *cs, const float *sn, int rows, int T, int heads, int hd, float eps,
+                                   bool qk_norm, bool rope) {
     int group = hd / 8, half = hd / 2;
     size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     int vec = (int)(tid / group), part = (int)(tid % group), j0 = 8 * part;
     bool valid = vec < rows;
     int t = (vec / heads) % T;
-    bf16 *v = x + (size_t)vec * hd + j0;
     float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (valid)
-        load_w(a, v);
+        load_w(a, in + head_at(vec, heads, hd, ld) + j0);
     if (qk_norm) {
-        if (valid)
-            *(uint4 *)(pre + (size_t)vec * hd + j0) = *(const uint4 *)v;
         float ss = 0;
         for (int k = 0; k < 8; k++)
             ss += a[k] * a[k];
@@ -294,25 +292,24 @@ __global__ void qk_forward8_kernel(bf16 *x, bf16 *pre, float *rstd, const float 
             a[2 * k + 1] = p0 * sn_ + p1 * c;
         }
     }
-    store_w(v, a);
+    store_w(out + (size_t)vec * hd + j0, a);
 }
 
-static bool qk_vectorised(const void *x, const void *pre, int hd) {
-    return hd % 8 == 0 && 32 % (hd / 8) == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)pre % 16 == 0;
+static bool qk_vectorised(const void *dense, const void *strided, size_t ld, int hd) {
+    return hd % 8 == 0 && 32 % (hd / 8) == 0 && ld % 8 == 0 && (uintptr_t)dense % 16 == 0 &&
+           (uintptr_t)strided % 16 == 0;
 }
 
-ob_status ob_gpu_qk_forward(bf16 *x, bf16 *pre, float *rstd, const float *gain, const float *rope_cos,
-                            const float *rope_sin, int B, int T, int heads, int hd, float eps, bool qk_norm,
-                            bool rope, cudaStream_t s) {
-    if (!qk_norm && !rope)
-        return OB_OK;
+ob_status ob_gpu_qk_forward(bf16 *out, const bf16 *in, size_t ld, float *rstd, const float *gain,
+                            const float *rope_cos, const float *rope_sin, int B, int T, int heads, int hd, float eps,
+                            bool qk_norm, bool rope, cudaStream_t s) {
     int rows = B * T * heads;
-    if (qk_vectorised(x, pre, hd))
+    if (qk_vectorised(out, in, ld, hd))
         qk_forward8_kernel<<<ob_blocks((size_t)rows * (hd / 8), 256), 256, 0, s>>>(
-            x, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
+            out, in, ld, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
     else
         qk_forward_kernel<<<ob_blocks((size_t)rows, QK_WARPS), QK_WARPS * 32, 0, s>>>(
-            x, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
+            out, in, ld, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -320,9 +317,9 @@ ob_status ob_gpu_qk_forward(bf16 *x, bf16 *pre, float *rstd, const float *gain, 
 /* Each block handles QK_CHUNK vectors and writes its gain-gradient partial sums. */
 #define QK_CHUNK 256
 
-__global__ void qk_backward_kernel(bf16 *dy, float *partials, const bf16 *pre, const float *rstd, const float *gain,
-                                   const float *cs, const float *sn, int rows, int T, int heads, int hd,
-                                   bool qk_norm, bool rope) {
+__global__ void qk_backward_kernel(bf16 *dx, size_t ld, float *partials, const bf16 *dy, const bf16 *pre,
+                                   const float *rstd, const float *gain, const float *cs, const float *sn, int rows,
+                                   int T, int heads, int hd, bool qk_norm, bool rope) {
     extern __shared__ float dgain_acc[]; /* [QK_WARPS][hd] */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = hd / 2;
     float *acc = dgain_acc + warp * hd;
@@ -331,19 +328,23 @@ __global__ void qk_backward_kernel(bf16 *dy, float *partials, const bf16 *pre, c
     int first = blockIdx.x * QK_CHUNK, last = min(rows, first + QK_CHUNK);
     for (int vec = first + warp; vec < last; vec += QK_WARPS) {
         int t = (vec / heads) % T;
-        bf16 *d = dy + (size_t)vec * hd;
-        if (rope) {
-            for (int p = lane; p < half; p += 32) {
-                float a = __bfloat162float(d[2 * p]), b = __bfloat162float(d[2 * p + 1]);
+        const bf16 *din = dy + (size_t)vec * hd;
+        bf16 *d = dx + head_at(vec, heads, hd, ld); /* RoPE's backward lands here, then the norm's */
+        for (int p = lane; p < half; p += 32) {
+            float a = __bfloat162float(din[2 * p]), b = __bfloat162float(din[2 * p + 1]);
+            if (rope) {
                 float c = cs[(size_t)t * half + p], s_ = sn[(size_t)t * half + p];
-                d[2 * p] = __float2bfloat16(a * c + b * s_);
-                d[2 * p + 1] = __float2bfloat16(-a * s_ + b * c);
+                float na = a * c + b * s_, nb = -a * s_ + b * c;
+                a = na;
+                b = nb;
             }
-            __syncwarp();
+            d[2 * p] = __float2bfloat16(a);
+            d[2 * p + 1] = __float2bfloat16(b);
         }
+        __syncwarp();
         if (!qk_norm)
             continue;
-        const bf16 *xv = pre + (size_t)vec * hd;
+        const bf16 *xv = pre + head_at(vec, heads, hd, ld);
         float r = rstd[vec], s2 = 0;
         for (int j = lane; j < hd; j += 32) {
             float xh = __bfloat162float(xv[j]) * r;
@@ -371,9 +372,9 @@ __global__ void qk_backward_kernel(bf16 *dy, float *partials, const bf16 *pre, c
  * gain sums of its eight columns in registers; the block adds them in order. */
 #define QK8_THREADS 256
 
-__global__ void qk_backward8_kernel(bf16 *dy, float *partials, const bf16 *pre, const float *rstd, const float *gain,
-                                    const float *cs, const float *sn, int rows, int T, int heads, int hd,
-                                    bool qk_norm, bool rope) {
+__global__ void qk_backward8_kernel(bf16 *dx, size_t ld, float *partials, const bf16 *dy, const bf16 *pre,
+                                    const float *rstd, const float *gain, const float *cs, const float *sn, int rows,
+                                    int T, int heads, int hd, bool qk_norm, bool rope) {
     __shared__ float sums[QK8_THREADS * 8]; /* [slots][hd] */
     int group = hd / 8, half = hd / 2, slots = QK8_THREADS / group;
     int slot = threadIdx.x / group, part = threadIdx.x % group, j0 = 8 * part;
@@ -384,12 +385,12 @@ __global__ void qk_backward8_kernel(bf16 *dy, float *partials, const bf16 *pre, 
     for (int base = first; base < last; base += slots) {
         int vec = base + slot, t = (vec / heads) % T;
         bool valid = vec < last;
-        bf16 *d = dy + (size_t)vec * hd + j0;
+        size_t at = valid ? head_at(vec, heads, hd, ld) + j0 : 0;
         float a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, xv[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (valid) {
-            load_w(a, d);
+            load_w(a, dy + (size_t)vec * hd + j0);
             if (qk_norm)
-                load_w(xv, pre + (size_t)vec * hd + j0);
+                load_w(xv, pre + at);
         }
         if (rope && valid) {
             for (int k = 0; k < 4; k++) {
@@ -411,7 +412,7 @@ __global__ void qk_backward8_kernel(bf16 *dy, float *partials, const bf16 *pre, 
             }
         }
         if (valid)
-            store_w(d, a);
+            store_w(dx + at, a);
     }
     for (int k = 0; k < 8; k++)
         sums[slot * hd + j0 + k] = acc[k];
@@ -424,18 +425,16 @@ __global__ void qk_backward8_kernel(bf16 *dy, float *partials, const bf16 *pre, 
     }
 }
 
-ob_status ob_gpu_qk_backward(bf16 *dy, float *dgain, float *partials, const bf16 *pre, const float *rstd,
-                             const float *gain, const float *rope_cos, const float *rope_sin, int B, int T,
-                             int heads, int hd, bool qk_norm, bool rope, cudaStream_t s) {
-    if (!qk_norm && !rope)
-        return OB_OK;
+ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, float *partials, const bf16 *pre,
+                             const float *rstd, const float *gain, const float *rope_cos, const float *rope_sin, int B,
+                             int T, int heads, int hd, bool qk_norm, bool rope, cudaStream_t s) {
     int rows = B * T * heads, chunks = (rows + QK_CHUNK - 1) / QK_CHUNK;
-    if (qk_vectorised(dy, pre, hd))
-        qk_backward8_kernel<<<chunks, QK8_THREADS, 0, s>>>(dy, partials, pre, rstd, gain, rope_cos, rope_sin, rows, T,
-                                                          heads, hd, qk_norm, rope);
+    if (qk_vectorised(dy, dx, ld, hd) && (uintptr_t)pre % 16 == 0)
+        qk_backward8_kernel<<<chunks, QK8_THREADS, 0, s>>>(dx, ld, partials, dy, pre, rstd, gain, rope_cos, rope_sin,
+                                                          rows, T, heads, hd, qk_norm, rope);
     else
         qk_backward_kernel<<<chunks, QK_WARPS * 32, QK_WARPS * hd * sizeof(float), s>>>(
-            dy, partials, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
+            dx, ld, partials, dy, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
     if (qk_norm)
         column_sum_launch(dgain, partials, chunks, hd, s);
     OB_LAUNCH_CHECK();

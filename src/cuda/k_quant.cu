@@ -197,6 +197,14 @@ __global__ void stats_mask_sum(const float *w, const ob_gpu_matrix *mats, const 
     }
 }
 
+/* The scale of hard ternary/binary codes (1 for every other kind). */
+__device__ __forceinline__ float hard_scale(const ob_gpu_matrix &m, const ob_gpu_qstats &st, bool dynamic,
+                                            bool quantised) {
+    if (!quantised || m.soft || (m.mode != OB_MODE_TERNARY && m.mode != OB_MODE_BINARY))
+        return 1.0f;
+    return m.mode == OB_MODE_TERNARY && dynamic ? st.alpha : st.beta;
+}
+
 __global__ void stats_finish_alpha(const ob_gpu_matrix *mats, const int *first, const double *partials, int count,
                                    bool dynamic, bool quantised, float residual, ob_gpu_qstats *stats) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -209,16 +217,16 @@ __global__ void stats_finish_alpha(const ob_gpu_matrix *mats, const int *first, 
     }
     stats[i].alpha = cnt > 0 ? (float)(sa / cnt) : 0.0f;
     stats[i].mask_inv = cnt > 0 ? (float)(1.0 / cnt) : 0.0f;
-    int mode = mats[i].mode;
-    float scale = 1.0f;
-    if (quantised && !mats[i].soft && (mode == OB_MODE_TERNARY || mode == OB_MODE_BINARY))
-        scale = mode == OB_MODE_TERNARY && dynamic ? stats[i].alpha : stats[i].beta;
+    float scale = hard_scale(mats[i], stats[i], dynamic, quantised);
+    if (mats[i].fold)
+        scale = 1.0f; /* apply_quant multiplies the codes */
     stats[i].scale = scale;
     stats[i].scale_r = scale * residual;
 }
 
 /* Pass 4: effective weights (and the clamped latent weights for Arenas). Hard
- * ternary/binary write the codes (the scale is the GEMM's alpha); soft writes
+ * ternary/binary write the codes (the scale is the GEMM's alpha, or multiplies
+ * them where the matrix folds it); soft writes
  * σ·f(u); f16/full precision the latent value; 8/4-bit rows are left to
  * per_row_quant. */
 __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qblock *blocks, const ob_gpu_qstats *stats,
@@ -233,6 +241,7 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
     float delta = 0.7f * st.beta;
     float theta = dynamic ? 0.7f : 0.5f;
     float sigma = mat.mode == OB_MODE_BINARY ? st.beta : (dynamic ? st.alpha : st.beta);
+    float fold = mat.fold ? hard_scale(mat, st, dynamic, quantised) : 1.0f;
     if (rowwise && !wc) /* per_row_quant writes these */
         return;
     each_value(m, b, [&](int64_t i, float x) {
@@ -257,7 +266,7 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
         } else {
             v = fminf(fmaxf(rintf(c / st.beta), -1.0f), 1.0f);
         }
-        out[i] = __float2bfloat16(v);
+        out[i] = __float2bfloat16(v * fold);
     });
 }
 

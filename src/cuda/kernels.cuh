@@ -20,6 +20,7 @@ typedef struct {
     int rows, cols;
     int mode;       /* ob_quant_mode */
     int soft;       /* soft regime this step */
+    int fold;       /* hard ternary/binary codes times their scale (GEMM alpha 1) */
 } ob_gpu_matrix;
 
 /* Per-matrix scalars computed on the device. */
@@ -36,7 +37,8 @@ typedef struct ob_gpu_wquant ob_gpu_wquant;
 ob_status ob_gpu_wquant_create(const ob_gpu_matrix *mats, int count, ob_gpu_wquant **out);
 void ob_gpu_wquant_free(ob_gpu_wquant *q);
 /* Effective weights (bf16) and stats of every matrix for this step: hard codes
- * (scale in stats.scale), soft values, per-row 8/4-bit values, or the latent
+ * (scale in stats.scale, or folded into the weights: bf16(scale·code) where
+ * the matrix says `fold`), soft values, per-row 8/4-bit values, or the latent
  * weights themselves for f16/full precision (`quantised` = 0 for every matrix
  * in the full-precision regime). Also the clamped latent weights in `wc` when
  * wc != NULL (Arenas). */
@@ -71,15 +73,18 @@ ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float sca
 /* Activation quantiser of bf16 rows (x̃ = rint(x·s)/s, per row). */
 ob_status ob_gpu_act_quant(bf16 *out, const bf16 *x, int n, int d, int bits, cudaStream_t s);
 
-/* QK-norm (optional, with the saved rstd) then RoPE (optional) of q [N, heads, hd]
- * in place: `pre` keeps the input for the backward pass. */
-ob_status ob_gpu_qk_forward(bf16 *x, bf16 *pre, float *rstd, const float *gain, const float *rope_cos,
-                            const float *rope_sin, int B, int T, int heads, int hd, float eps, bool qk_norm,
-                            bool rope, cudaStream_t s);
-/* Backward of the above: dx (bf16, in place on dy) and the gain gradient (+=). */
-ob_status ob_gpu_qk_backward(bf16 *dy, float *dgain, float *partials, const bf16 *pre, const float *rstd,
-                             const float *gain, const float *rope_cos, const float *rope_sin, int B, int T,
-                             int heads, int hd, bool qk_norm, bool rope, cudaStream_t s);
+/* QK-norm (optional, with the saved rstd) then RoPE (optional) of the heads
+ * of `in`, whose token rows lie `ld` elements apart (q or k inside one
+ * [N, q|k|v] product output, which stays as the backward pass's input), into
+ * dense out [N, heads, hd]. */
+ob_status ob_gpu_qk_forward(bf16 *out, const bf16 *in, size_t ld, float *rstd, const float *gain,
+                            const float *rope_cos, const float *rope_sin, int B, int T, int heads, int hd, float eps,
+                            bool qk_norm, bool rope, cudaStream_t s);
+/* Backward of the above: dx (bf16, rows `ld` apart, as `pre`, the forward's
+ * input) from dense dy, and the gain gradient (+=). */
+ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, float *partials, const bf16 *pre,
+                             const float *rstd, const float *gain, const float *rope_cos, const float *rope_sin, int B,
+                             int T, int heads, int hd, bool qk_norm, bool rope, cudaStream_t s);
 
 /* h = act(u[, g]) and, with act_bits, hq = x̃(h); hq may be h (quantised in place). */
 ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
@@ -91,13 +96,18 @@ ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u,
 
 /* Causal attention q [B,T,nh,hd], k/v [B,T,nkv,hd] → o [B,T,nh,hd] and the row
  * log-sum-exp lse [B,nh,T]. Flash-style: scores live in registers and shared
- * memory only. */
-ob_status ob_gpu_attention_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T,
-                                   int nh, int nkv, int hd, cudaStream_t s);
+ * memory only. The token rows of q, k and v (and of dq, dk, dv) lie ld.q,
+ * ld.k and ld.v elements apart (v inside one [N, q|k|v] product output); o
+ * and do are dense. */
+typedef struct {
+    size_t q, k, v;
+} ob_qkv_ld;
+ob_status ob_gpu_attention_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
+                                   int B, int T, int nh, int nkv, int hd, cudaStream_t s);
 /* dq, dk, dv (bf16) from do; `delta` [B,nh,T] is scratch. */
 ob_status ob_gpu_attention_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *o, const float *lse,
-                                    const bf16 *q, const bf16 *k, const bf16 *v, float *delta, int B, int T, int nh,
-                                    int nkv, int hd, cudaStream_t s);
+                                    const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld, float *delta, int B,
+                                    int T, int nh, int nkv, int hd, cudaStream_t s);
 
 /* ---- embedding, residual, loss ------------------------------------------------ */
 

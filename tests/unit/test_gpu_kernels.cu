@@ -91,6 +91,19 @@ static void expect_close(const char *what, const std::vector<float> &gpu, const 
 
 #define OK(call) assert_ok(call)
 
+/* Rows of `width` values at column `col` of rows `ld` wide, the layout of one
+ * [N, q|k|v] product's output, and back. */
+static void place(std::vector<float> &dst, const std::vector<float> &x, size_t width, size_t ld, size_t col) {
+    for (size_t r = 0; r < x.size() / width; r++)
+        memcpy(&dst[r * ld + col], &x[r * width], width * sizeof(float));
+}
+static std::vector<float> gather(const std::vector<float> &x, size_t width, size_t ld, size_t col) {
+    std::vector<float> out(x.size() / ld * width);
+    for (size_t r = 0; r < x.size() / ld; r++)
+        memcpy(&out[r * width], &x[r * ld + col], width * sizeof(float));
+    return out;
+}
+
 /* Bit-identical repeats: the trainer promises run-to-run exactness. */
 static void expect_same(const char *what, const std::vector<float> &a, const std::vector<float> &b) {
     if (a.size() != b.size() || memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0)
@@ -210,9 +223,13 @@ static void test_norms(void **state) {
 }
 
 /* Head sizes whose hd/8 divides 32 take the 16-byte kernels, others (12) the
- * warp-per-vector ones; 900 vectors span four blocks of the backward. */
+ * warp-per-vector ones; 900 vectors span four blocks of the backward. The
+ * input vectors (and the gradient written back) sit in the middle third of
+ * rows three times as wide (k in a q|k|v product output); the other columns
+ * of the gradient must stay as they were. */
 static void check_qk(int B, int T, int heads, int hd, bool qk_norm, bool rope) {
     int rows = B * T * heads;
+    size_t width = (size_t)heads * hd, ld = 3 * width, tokens = (size_t)B * T;
     auto x = rounded(randv((size_t)rows * hd, 1)), g = randv(hd, 1), dy = rounded(randv((size_t)rows * hd, 1));
     std::vector<float> cs((size_t)T * hd / 2), sn((size_t)T * hd / 2);
     ob_cpu_rope_table(cs.data(), sn.data(), T, hd, 10000.0);
@@ -230,12 +247,20 @@ static void check_qk(int B, int T, int heads, int hd, bool qk_norm, bool rope) {
     float *partials = dev<float>((size_t)(rows / 256 + 1) * hd);
     std::vector<float> first_y, first_dx, first_dg;
     for (int rep = 0; rep < 2; rep++) {
-        bf16 *dx_ = dev_b(x), *pre = dev<bf16>(x.size()), *ddy = dev_b(dy);
+        std::vector<float> xs(tokens * ld, 0.5f), dxs(tokens * ld, 0.5f);
+        place(xs, x, width, ld, width);
+        bf16 *xbuf = dev_b(xs), *dxbuf = dev_b(dxs), *dyv = dev_b(dy), *out = dev<bf16>(x.size());
         float *rstd = dev<float>(rows), *dgain = dev_f(std::vector<float>(hd, 0.0f));
-        OK(ob_gpu_qk_forward(dx_, pre, rstd, dg, dcs, dsn, B, T, heads, hd, 1e-5f, qk_norm, rope, 0));
-        auto y = host_b(dx_, ry.size());
-        OK(ob_gpu_qk_backward(ddy, dgain, partials, pre, rstd, dg, dcs, dsn, B, T, heads, hd, qk_norm, rope, 0));
-        auto dx = host_b(ddy, rdx.size()), dgv = host_f(dgain, hd);
+        OK(ob_gpu_qk_forward(out, xbuf + width, ld, rstd, dg, dcs, dsn, B, T, heads, hd, 1e-5f, qk_norm, rope, 0));
+        auto y = host_b(out, x.size());
+        OK(ob_gpu_qk_backward(dxbuf + width, ld, dyv, dgain, partials, xbuf + width, rstd, dg, dcs, dsn, B, T, heads,
+                              hd, qk_norm, rope, 0));
+        auto dxall = host_b(dxbuf, dxs.size()), dx = gather(dxall, width, ld, width), dgv = host_f(dgain, hd);
+        for (size_t col : {(size_t)0, 2 * width})
+            expect_same("qk-norm + rope: columns beside the gradient", gather(dxall, width, ld, col),
+                        std::vector<float>(tokens * width, 0.5f));
+        for (void *p : {(void *)xbuf, (void *)dxbuf, (void *)dyv, (void *)out, (void *)rstd, (void *)dgain})
+            cudaFree(p);
         if (rep == 0) {
             print_message("  hd %d, qk-norm %d, rope %d\n", hd, qk_norm, rope);
             expect_close("qk-norm + rope forward", y, ry, BF16_TOL);
@@ -259,18 +284,25 @@ static void test_qk_norm_rope(void **state) {
     check_qk(2, 150, 3, 64, true, false);
     check_qk(1, 150, 6, 128, true, true);
     check_qk(2, 37, 3, 12, true, true);
+    check_qk(2, 37, 3, 16, false, false); /* a copy into the dense rows */
 }
 
 /* amp scales q and k: amp 2 gives scores of standard deviation 4, peaked
- * softmax rows like those of a trained model. */
+ * softmax rows like those of a trained model. v (and dv) sit in rows as wide
+ * as the model's q|k|v product output; q, k (dq, dk) are dense. */
 static void check_attention(int B, int T, int nh, int nkv, int hd, float amp = 1) {
     char name[96];
     size_t nq = (size_t)B * T * nh * hd, nk = (size_t)B * T * nkv * hd;
+    size_t wq = (size_t)nh * hd, wk = (size_t)nkv * hd, ld = wq + 2 * wk, tokens = (size_t)B * T;
     auto q = rounded(randv(nq, amp)), k = rounded(randv(nk, amp)), v = rounded(randv(nk, 1)), dout = rounded(randv(nq, 1));
-    bf16 *dq_ = dev_b(q), *dk_ = dev_b(k), *dv_ = dev_b(v), *ddo = dev_b(dout);
-    bf16 *o = dev<bf16>(nq), *gq = dev<bf16>(nq), *gk = dev<bf16>(nk), *gv = dev<bf16>(nk);
+    std::vector<float> vrows(tokens * ld);
+    place(vrows, v, wk, ld, wq + wk);
+    bf16 *dq_ = dev_b(q), *dk_ = dev_b(k), *vbuf = dev_b(vrows), *ddo = dev_b(dout), *gvbuf = dev<bf16>(tokens * ld);
+    const bf16 *dv_ = vbuf + wq + wk;
+    bf16 *o = dev<bf16>(nq), *gq = dev<bf16>(nq), *gk = dev<bf16>(nk), *gv = gvbuf + wq + wk;
+    ob_qkv_ld lds = {wq, wk, ld};
     float *lse = dev<float>((size_t)B * nh * T), *delta = dev<float>((size_t)B * nh * T);
-    OK(ob_gpu_attention_forward(o, lse, dq_, dk_, dv_, B, T, nh, nkv, hd, 0));
+    OK(ob_gpu_attention_forward(o, lse, dq_, dk_, dv_, lds, B, T, nh, nkv, hd, 0));
     std::vector<float> ro(nq), att((size_t)B * nh * T * T), rdq(nq), rdk(nk), rdv(nk),
         scratch((size_t)OB_CPU_ATTENTION_BLOCK * T);
     ob_cpu_attention_forward(ro.data(), att.data(), q.data(), k.data(), v.data(), B, T, nh, nkv, hd);
@@ -278,10 +310,10 @@ static void check_attention(int B, int T, int nh, int nkv, int hd, float amp = 1
     auto go = host_b(o, nq);
     expect_close(name, go, ro, BF16_TOL);
     /* The backward uses the GPU's own o (as in training). */
-    OK(ob_gpu_attention_backward(gq, gk, gv, ddo, o, lse, dq_, dk_, dv_, delta, B, T, nh, nkv, hd, 0));
+    OK(ob_gpu_attention_backward(gq, gk, gv, ddo, o, lse, dq_, dk_, dv_, lds, delta, B, T, nh, nkv, hd, 0));
     ob_cpu_attention_backward(rdq.data(), rdk.data(), rdv.data(), scratch.data(), dout.data(), att.data(), q.data(),
                               k.data(), v.data(), B, T, nh, nkv, hd);
-    auto g1q = host_b(gq, nq), g1k = host_b(gk, nk), g1v = host_b(gv, nk);
+    auto g1q = host_b(gq, nq), g1k = host_b(gk, nk), g1v = gather(host_b(gvbuf, tokens * ld), wk, ld, wq + wk);
     snprintf(name, sizeof name, "attention backward dq hd=%d T=%d", hd, T);
     expect_close(name, g1q, rdq, 2 * BF16_TOL);
     snprintf(name, sizeof name, "attention backward dk hd=%d T=%d", hd, T);
@@ -292,15 +324,15 @@ static void check_attention(int B, int T, int nh, int nkv, int hd, float amp = 1
     cudaMemset(o, 0xFF, nq * sizeof(bf16));
     cudaMemset(gq, 0xFF, nq * sizeof(bf16));
     cudaMemset(gk, 0xFF, nk * sizeof(bf16));
-    cudaMemset(gv, 0xFF, nk * sizeof(bf16));
-    OK(ob_gpu_attention_forward(o, lse, dq_, dk_, dv_, B, T, nh, nkv, hd, 0));
-    OK(ob_gpu_attention_backward(gq, gk, gv, ddo, o, lse, dq_, dk_, dv_, delta, B, T, nh, nkv, hd, 0));
+    cudaMemset(gvbuf, 0xFF, tokens * ld * sizeof(bf16));
+    OK(ob_gpu_attention_forward(o, lse, dq_, dk_, dv_, lds, B, T, nh, nkv, hd, 0));
+    OK(ob_gpu_attention_backward(gq, gk, gv, ddo, o, lse, dq_, dk_, dv_, lds, delta, B, T, nh, nkv, hd, 0));
     expect_same("attention forward", host_b(o, nq), go);
     expect_same("attention backward dq", host_b(gq, nq), g1q);
     expect_same("attention backward dk", host_b(gk, nk), g1k);
-    expect_same("attention backward dv", host_b(gv, nk), g1v);
-    for (void *p : {(void *)dq_, (void *)dk_, (void *)dv_, (void *)ddo, (void *)o, (void *)gq, (void *)gk, (void *)gv,
-                    (void *)lse, (void *)delta})
+    expect_same("attention backward dv", gather(host_b(gvbuf, tokens * ld), wk, ld, wq + wk), g1v);
+    for (void *p : {(void *)dq_, (void *)dk_, (void *)vbuf, (void *)ddo, (void *)o, (void *)gq, (void *)gk,
+                    (void *)gvbuf, (void *)lse, (void *)delta})
         cudaFree(p);
 }
 
@@ -323,6 +355,7 @@ static void test_attention(void **state) {
     /* Simple path: other head sizes, and a tensor-core size when switched. */
     check_attention(2, 33, 6, 3, 8);
     check_attention(1, 130, 4, 1, 32);
+    check_attention(1, 40, 2, 1, 12); /* delta a warp a row: hd/8 is no whole number */
     setenv("ONEBIT_CUDA_ATTENTION", "simple", 1);
     check_attention(1, 100, 4, 2, 64);
     check_attention(8, 64, 2, 2, 64, 2);
@@ -428,7 +461,8 @@ static void test_cross_entropy(void **state) {
 
 static void check_weight_quant(ob_quant_mode mode, bool dynamic, bool soft) {
     int rows = 70, cols = 300; /* two statistics blocks per matrix: 21000 > 16384? no: one block; see below */
-    ob_gpu_matrix mats[2] = {{0, rows, cols, mode, 0}, {(int64_t)rows * cols + 64, 300, 260, mode, 0}};
+    /* The second matrix folds its scale into the weights, as Q, K and V do. */
+    ob_gpu_matrix mats[2] = {{0, rows, cols, mode, 0, 0}, {(int64_t)rows * cols + 64, 300, 260, mode, 0, 1}};
     size_t total = (size_t)rows * cols + 64 + 300 * 260;
     auto w = randv(total, 0.05f);
     float *dw = dev_f(w);
@@ -454,12 +488,15 @@ static void check_weight_quant(ob_quant_mode mode, bool dynamic, bool soft) {
         for (auto &v : got)
             v *= hs[k].scale; /* hard binary/ternary hold codes; the scale is the GEMM's alpha */
         char name[96];
-        snprintf(name, sizeof name, "%s %s%s weights", soft ? "soft" : "hard", ob_quant_mode_name(mode),
-                 dynamic ? "" : " (absmean)");
-        /* Codes are exact; soft and per-row 8/4-bit values are rounded to bf16. */
-        bool exact = !soft && (mode == OB_MODE_TERNARY || mode == OB_MODE_BINARY);
+        snprintf(name, sizeof name, "%s %s%s weights%s", soft ? "soft" : "hard", ob_quant_mode_name(mode),
+                 dynamic ? "" : " (absmean)", m.fold ? ", scale folded" : "");
+        /* Codes are exact; folded codes, soft and per-row 8/4-bit values are
+         * rounded to bf16. */
+        bool hard = !soft && (mode == OB_MODE_TERNARY || mode == OB_MODE_BINARY), exact = hard && !m.fold;
         expect_close(name, got, ref, exact ? 1e-5 : BF16_TOL);
-        if (exact || soft)
+        if (m.fold)
+            assert_true(hs[k].scale == 1.0f);
+        if (hard || soft)
             assert_true(fabs(hs[k].beta - st.beta) <= 1e-5 * st.beta);
         assert_true(fabs(hs[k].scale_r - 0.5f * hs[k].scale) <= 1e-6f * fabs(hs[k].scale));
         if (soft) {
