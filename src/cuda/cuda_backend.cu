@@ -59,8 +59,9 @@ static ob_status allocate(gpu_backend *g) {
     const ob_config *c = &m->cfg;
     size_t N = (size_t)st->B * st->T, H = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int nh = c->num_heads, nkv = c->num_kv_heads, hd = ob_config_head_dim(c);
-    size_t kvd = (size_t)nkv * hd, P = m->num_floats, qkv_ld = H + 2 * kvd;
+    size_t kvd = (size_t)nkv * hd, P = m->num_floats, qkv_ld = H + 2 * kvd, ffn_ld = c->use_swiglu ? 2 * F : F;
     st->qkv_ld = qkv_ld;
+    st->ffn_ld = ffn_ld;
     DALLOC(st->params, P);
     DALLOC(st->grads, P);
     DALLOC(st->mom_m, P);
@@ -95,8 +96,8 @@ static ob_status allocate(gpu_backend *g) {
         a->v = a->qkv + H + kvd;
         DALLOC(a->lse, N * nh);
         DALLOC(a->o, N * H);
-        DALLOC(a->u, N * F);
-        DALLOC(a->g, c->use_swiglu ? N * F : 1);
+        DALLOC(a->g, N * ffn_ld); /* the FFN products' output: [N, gate|up], or [N, up] */
+        a->u = a->g + (ffn_ld - F);
         DALLOC(a->h, N * F);
     }
     DALLOC(st->xf, N * H);
@@ -112,13 +113,10 @@ static ob_status allocate(gpu_backend *g) {
     DALLOC(st->dq, N * H);
     DALLOC(st->dk, N * kvd);
     st->dv = st->dqkv + H + kvd;
-    /* The gate's gradient just before the up projection's: their weight
-     * gradients can run as one strided batch. Each part starts 16-byte
-     * aligned, as a separate allocation would. */
-    size_t nf = (N * F + 7) / 8 * 8;
+
     DALLOC(st->df1, N * F);
-    DALLOC(st->df3, 2 * nf);
-    st->df2 = st->df3 + nf;
+    DALLOC(st->df3, N * ffn_ld); /* dgate|dup, as a->g|a->u */
+    st->df2 = st->df3 + (ffn_ld - F);
     DALLOC(st->oq, N * H);
     DALLOC(st->hq, N * F);
     DALLOC(st->delta, N * nh);
@@ -192,11 +190,14 @@ static ob_status prepare_tables(gpu_backend *g) {
         mats[count].mode = p->mode;
         st->matrix_of[i] = count++;
     }
-    /* Q, K and V carry their scale in the effective weights, so that one
-     * product (alpha 1) serves all three (cuda_pass.c, fused_rows). */
+    /* Q, K, V, gate and up carry their scale in the effective weights, so that
+     * one product (alpha 1) serves Q, K and V, and one gate and up
+     * (cuda_pass.cu, fused_rows). */
+    const int folded[] = {OB_PROJ_Q, OB_PROJ_K, OB_PROJ_V, OB_PROJ_GATE, OB_PROJ_UP};
     for (int l = 0; l < m->cfg.num_layers; l++)
-        for (int j = OB_PROJ_Q; j <= OB_PROJ_V; j++)
-            mats[st->matrix_of[m->layers[l].proj[j]]].fold = 1;
+        for (int j = 0; j < (int)(sizeof folded / sizeof *folded); j++)
+            if (m->layers[l].proj[folded[j]] >= 0)
+                mats[st->matrix_of[m->layers[l].proj[folded[j]]]].fold = 1;
     ob_status s = ob_gpu_wquant_create(mats, count, &st->wq);
     free(mats);
     if (s == OB_OK)

@@ -86,10 +86,20 @@ static ob_status input_grad(const pass *p, int idx, int out, const bf16 *dy, int
     return OB_OK;
 }
 
-/* The weight gradient (+=) of one linear, of `out` rows of fused linears (not
- * soft), or of `batch` linears stored one after another whose dy lie
- * dy_stride apart (same shape, mode and input; see batchable). The clamp mask
- * of quantised weights is applied once at the end of the pass. */
+/* Makes a weight-gradient product a strided batch over `batch` matrices stored
+ * one after another like prm, their dy dy_stride elements apart. */
+static void batch_of(ob_gemm_args *g, int batch, long long dy_stride, const ob_param *prm) {
+    if (batch < 2)
+        return;
+    g->batch = batch;
+    g->stride_a = dy_stride;
+    g->stride_d = (long long)prm->numel;
+}
+
+/* The weight gradient (+=) of one linear, of `out` rows of fused linears, or
+ * of `batch` fused linears of `out` rows each whose dy lie dy_stride elements
+ * apart (the last two not soft). The clamp mask of quantised weights is
+ * applied once at the end of the pass. */
 static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, const bf16 *xq, const bf16 *dy,
                              int dy_ld, int n, int batch, long long dy_stride) {
     gpu_state *st = p->st;
@@ -100,11 +110,7 @@ static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, con
     ob_gemm_args g = ob_gemm_dytx(dw, CUDA_R_32F, dy, act_bits(p, prm) ? xq : x, n, in, out);
     g.lda = dy_ld;
     g.beta = 1.0f;
-    if (batch > 1) {
-        g.batch = batch;
-        g.stride_a = dy_stride;
-        g.stride_d = (long long)prm->numel;
-    }
+    batch_of(&g, batch, dy_stride, prm);
     if (soft(p, prm)) {
         g.d = st->scratch;
         g.beta = 0.0f;
@@ -122,6 +128,7 @@ static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, con
         b.lda = dy_ld;
         b.alpha = p->step->arenas;
         b.beta = 1.0f;
+        batch_of(&b, batch, dy_stride, prm);
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
     }
     return OB_OK;
@@ -136,37 +143,11 @@ static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf
     return weight_grad(p, idx, out, x, xq, dy, dy_ld, n, 1, 0);
 }
 
-/* Whether the weight gradients of `count` linears can run as one strided batch:
- * the same shape, stored one after another, the same treatment (no soft
- * regime or Arenas, which work per matrix; the same quantisation), and their
- * dy the same distance apart. */
-static bool batchable(const pass *p, const int *idx, int count, const bf16 *const *dy) {
-    const ob_param *first = param(p, idx[0]);
-    for (int i = 0; i < count; i++) {
-        const ob_param *prm = param(p, idx[i]);
-        if (prm->rows != first->rows || prm->cols != first->cols || prm->offset != first->offset + i * first->numel ||
-            dy[i] - dy[0] != i * (dy[1] - dy[0]) || soft(p, prm) || arenas(p, prm) ||
-            quantised(p, prm) != quantised(p, first))
-            return false;
-    }
-    return count > 1;
-}
-
-/* The weight gradients of `count` linears that share their input x (xq). */
-static ob_status weight_grads(const pass *p, const int *idx, int count, const bf16 *x, const bf16 *xq,
-                              const bf16 *const *dy, int n) {
-    if (batchable(p, idx, count, dy))
-        return weight_grad(p, idx[0], param(p, idx[0])->rows, x, xq, dy[0], 0, n, count, dy[1] - dy[0]);
-    for (int i = 0; i < count; i++)
-        OB_STATUS_TRY(weight_grad(p, idx[i], param(p, idx[i])->rows, x, xq, dy[i], 0, n, 1, 0));
-    return OB_OK;
-}
-
 /* The rows of linears idx[0..count) as one matrix, or 0 where they cannot run
  * as one product: they must lie one after another with the same input width
  * and the same treatment (quantised or not: the same input, the same Arenas
  * term). Their scales are folded into the effective weights (the backend
- * marks Q, K and V so), which leaves every product alpha 1. */
+ * marks Q, K, V, gate and up so), which leaves every product alpha 1. */
 static int fused_rows(const pass *p, const int *idx, int count) {
     const ob_param *first = param(p, idx[0]);
     size_t next = first->offset;
@@ -179,6 +160,44 @@ static int fused_rows(const pass *p, const int *idx, int count) {
         rows += prm->rows;
     }
     return rows;
+}
+
+/* The products of linears idx[0..count) that share their input, written to
+ * the parts out[i] of rows y_ld apart: one product where they fuse. */
+static ob_status linears_forward(const pass *p, const int *idx, int count, const bf16 *x, const bf16 *xq, int n,
+                                 bf16 *const *out, int y_ld) {
+    int fused = fused_rows(p, idx, count);
+    if (fused)
+        return linear_forward(p, idx[0], fused, x, xq, n, out[0], y_ld, false);
+    for (int i = 0; i < count; i++)
+        OB_STATUS_TRY(linear_forward(p, idx[i], param(p, idx[i])->rows, x, xq, n, out[i], y_ld, false));
+    return OB_OK;
+}
+
+/* dx (=) and the weight gradients of the linears of linears_forward, their dy
+ * the parts dy[i] of rows dy_ld apart: one product each where they fuse (the
+ * weight gradient per matrix in the soft regime, whose backward works per
+ * matrix). */
+static ob_status linears_backward(const pass *p, const int *idx, int count, const bf16 *x, const bf16 *xq, int n,
+                                  const bf16 *const *dy, int dy_ld, bf16 *dx) {
+    int fused = fused_rows(p, idx, count);
+    if (fused)
+        OB_STATUS_TRY(input_grad(p, idx[0], fused, dy[0], dy_ld, n, dx, false));
+    else
+        for (int i = 0; i < count; i++)
+            OB_STATUS_TRY(input_grad(p, idx[i], param(p, idx[i])->rows, dy[i], dy_ld, n, dx, i > 0));
+    if (fused && !soft(p, param(p, idx[0]))) {
+        /* Matrices of one shape as a strided batch: cuBLASLt runs Q, K and V's
+         * 768 x 768 x 16384 weight gradients so at 660 TFLOP/s, as one
+         * 2304 x 768 x 16384 product at 550 (one H100). */
+        int rows = param(p, idx[0])->rows;
+        if (count > 1 && rows * count == fused)
+            return weight_grad(p, idx[0], rows, x, xq, dy[0], dy_ld, n, count, dy[1] - dy[0]);
+        return weight_grad(p, idx[0], fused, x, xq, dy[0], dy_ld, n, 1, 0);
+    }
+    for (int i = 0; i < count; i++)
+        OB_STATUS_TRY(weight_grad(p, idx[i], param(p, idx[i])->rows, x, xq, dy[i], dy_ld, n, 1, 0));
+    return OB_OK;
 }
 
 /* Norm of the fp32 rows x into y (unquantised, kept when Arenas needs it) and
@@ -226,13 +245,8 @@ static ob_status layer_forward(const pass *p, int l, int B, int T) {
     const bf16 *x1 = input_of(p, pq, a->n1, a->x1q);
     MARK("fwd gemm qkv");
     const int qkv[3] = {pq, lp->proj[OB_PROJ_K], lp->proj[OB_PROJ_V]};
-    int ld = (int)st->qkv_ld, fused = fused_rows(p, qkv, 3);
     bf16 *qkv_out[3] = {a->qkv, a->qkv + H, a->v};
-    if (fused)
-        OB_STATUS_TRY(linear_forward(p, pq, fused, a->n1, x1, N, a->qkv, ld, false));
-    else
-        for (int i = 0; i < 3; i++)
-            OB_STATUS_TRY(linear_forward(p, qkv[i], param(p, qkv[i])->rows, a->n1, x1, N, qkv_out[i], ld, false));
+    OB_STATUS_TRY(linears_forward(p, qkv, 3, a->n1, x1, N, qkv_out, (int)st->qkv_ld));
     const float *gq = c->use_qk_norm ? st->params + param(p, lp->q_norm)->offset : NULL;
     const float *gk = c->use_qk_norm ? st->params + param(p, lp->k_norm)->offset : NULL;
     MARK("fwd qk-norm+rope");
@@ -254,14 +268,15 @@ static ob_status layer_forward(const pass *p, int l, int B, int T) {
     OB_STATUS_TRY(norm_quant(p, lp->post_norm, pu, a->a, a->x, st->branch, a->n2, a->x2q, a->mean2, a->rstd2));
     const bf16 *x2 = input_of(p, pu, a->n2, a->x2q);
     MARK("fwd gemm up/gate");
-    OB_STATUS_TRY(linear_forward(p, pu, F, a->n2, x2, N, a->u, 0, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
-    if (act == 2)
-        OB_STATUS_TRY(linear_forward(p, lp->proj[OB_PROJ_GATE], F, a->n2, x2, N, a->g, 0, false));
+    const int ffn[2] = {act == 2 ? lp->proj[OB_PROJ_GATE] : pu, pu};
+    bf16 *ffn_out[2] = {act == 2 ? a->g : a->u, a->u};
+    OB_STATUS_TRY(linears_forward(p, ffn, act == 2 ? 2 : 1, a->n2, x2, N, ffn_out, (int)st->ffn_ld));
     int pd = lp->proj[OB_PROJ_DOWN];
     MARK("fwd ffn act+quant");
     bf16 *hq = keeps_hq(p, pd) ? a->h : st->hq;
-    OB_STATUS_TRY(ob_gpu_ffn_forward(a->h, hq, a->u, a->g, N, F, act, act_bits(p, param(p, pd)), st->stream));
+    OB_STATUS_TRY(
+        ob_gpu_ffn_forward(a->h, hq, a->u, a->g, st->ffn_ld, N, F, act, act_bits(p, param(p, pd)), st->stream));
     MARK("fwd gemm down");
     return linear_forward(p, pd, H, a->h, input_of(p, pd, a->h, hq), N, st->branch, 0, true);
 }
@@ -287,17 +302,11 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     OB_STATUS_TRY(linear_backward(p, pd, a->h, hq, st->dtmp, 0, N, st->df1, false));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     MARK("bwd ffn act");
-    OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, (size_t)N * F, act, s));
+    OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, st->ffn_ld, N, F, act, s));
     MARK("bwd gemm up/gate");
-    OB_STATUS_TRY(input_grad(p, pu, F, st->df2, 0, N, st->dn, false));
-    if (act == 2) {
-        OB_STATUS_TRY(input_grad(p, pg, F, st->df3, 0, N, st->dn, true));
-        const int ffn[2] = {pg, pu};
-        const bf16 *dffn[2] = {st->df3, st->df2};
-        OB_STATUS_TRY(weight_grads(p, ffn, 2, a->n2, a->x2q, dffn, N));
-    } else {
-        OB_STATUS_TRY(weight_grad(p, pu, F, a->n2, a->x2q, st->df2, 0, N, 1, 0));
-    }
+    const int ffn[2] = {act == 2 ? pg : pu, pu};
+    const bf16 *dffn[2] = {act == 2 ? st->df3 : st->df2, st->df2};
+    OB_STATUS_TRY(linears_backward(p, ffn, act == 2 ? 2 : 1, a->n2, a->x2q, N, dffn, (int)st->ffn_ld, st->dn));
     MARK("bwd norm");
     OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->dtmp, r, st->grads + param(p, lp->post_norm)->offset,
                                        st->partials, st->dn, a->a, st->params + param(p, lp->post_norm)->offset,
@@ -322,18 +331,8 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
                                      st->rope_cos, st->rope_sin, B, T, nkv, hd, c->use_qk_norm, c->use_rope, s));
     const int qkv[3] = {lp->proj[OB_PROJ_Q], lp->proj[OB_PROJ_K], lp->proj[OB_PROJ_V]};
     const bf16 *dqkv[3] = {st->dqkv, st->dqkv + H, st->dv};
-    int ld = (int)st->qkv_ld, fused = fused_rows(p, qkv, 3);
     MARK("bwd gemm qkv");
-    if (fused)
-        OB_STATUS_TRY(input_grad(p, qkv[0], fused, st->dqkv, ld, N, st->dn, false));
-    else
-        for (int i = 0; i < 3; i++)
-            OB_STATUS_TRY(input_grad(p, qkv[i], param(p, qkv[i])->rows, dqkv[i], ld, N, st->dn, i > 0));
-    if (fused && !soft(p, param(p, qkv[0])))
-        OB_STATUS_TRY(weight_grad(p, qkv[0], fused, a->n1, a->x1q, st->dqkv, ld, N, 1, 0));
-    else
-        for (int i = 0; i < 3; i++)
-            OB_STATUS_TRY(weight_grad(p, qkv[i], param(p, qkv[i])->rows, a->n1, a->x1q, dqkv[i], ld, N, 1, 0));
+    OB_STATUS_TRY(linears_backward(p, qkv, 3, a->n1, a->x1q, N, dqkv, (int)st->qkv_ld, st->dn));
     MARK("bwd norm");
     return ob_gpu_norm_backward(st->dres, true, l > 0 ? st->dtmp : NULL, r,
                                 st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn, a->x,

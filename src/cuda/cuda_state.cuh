@@ -23,7 +23,8 @@ typedef struct {
                                          * (dense), v inside qkv */
     float *lse;                         /* [B,nh,T] */
     bf16 *o;                            /* attention output [N,H] */
-    bf16 *u, *g, *h;                    /* FFN [N,F]; h holds hq when the layer keeps it */
+    bf16 *u, *g, *h;                    /* FFN [N,F]: u, g in rows ffn_ld apart (one [N, gate|up]
+                                         * block); h holds hq when the layer keeps it */
 } gpu_layer;
 
 typedef struct {
@@ -48,10 +49,11 @@ typedef struct {
     bf16 *nf, *nfq;
     bf16 *branch;            /* [N,H] a block's output product, added to the stream by the next norm */
     float *dres;             /* [N,H] gradient of the residual stream */
-    bf16 *dtmp, *dn, *df1, *df2, *df3;
+    bf16 *dtmp, *dn, *df1, *df2, *df3; /* df3|df2: dgate|dup in rows ffn_ld apart */
     bf16 *dq, *dk, *dv;      /* as attention writes them: dq, dk dense, dv inside dqkv */
     bf16 *dqkv;              /* [N, q|k|v]: the products' dy */
     size_t qkv_ld;           /* H + 2·nkv·hd */
+    size_t ffn_ld;           /* 2F with SwiGLU (gate|up), else F; also of df3|df2 */
     bf16 *oq, *hq;           /* quantised o (and h under Arenas): rebuilt where needed */
     float *delta;
     float *scratch;          /* soft-regime weight gradients (largest matrix) */

@@ -27,12 +27,12 @@ __global__ void act_quant_kernel(bf16 *out, const bf16 *x, int n, int d, int bit
         for (int k = 0; k < W; k++)
             mx = fmaxf(mx, fabsf(v[k]));
     }
-    float qmax, sc = act_scale(warp_max(mx), bits, &qmax);
+    float qmax, sc = act_scale(warp_max(mx), bits, &qmax), inv = 1.0f / sc;
     for (int j = W * lane; j < d; j += 32 * W) {
         float v[W];
         load_w(v, xr + j);
         for (int k = 0; k < W; k++)
-            v[k] = quant_value(v[k], sc, -qmax - 1.0f, qmax);
+            v[k] = quant_value(v[k], sc, inv, -qmax - 1.0f, qmax);
         store_w(out + (size_t)row * d + j, v);
     }
 }
@@ -47,7 +47,9 @@ ob_status ob_gpu_act_quant(bf16 *out, const bf16 *x, int n, int d, int bits, cud
     return OB_OK;
 }
 
-__device__ __forceinline__ float sigmoidf_(float z) { return 1.0f / (1.0f + __expf(-z)); }
+/* Fast exponential and division (each within 2 ulp): the FFN activation kernels
+ * would otherwise spend most of their instructions on IEEE division. */
+__device__ __forceinline__ float sigmoidf_(float z) { return __fdividef(1.0f, 1.0f + __expf(-z)); }
 
 __device__ __forceinline__ float ffn_value(int act, float u, float g) {
     if (act == 0)
@@ -61,20 +63,21 @@ __device__ __forceinline__ float ffn_value(int act, float u, float g) {
 
 /* h = act(u, g) per row, then its activation quantiser into hq. The quantiser
  * reads the stored (bf16) h, as the backward pass does when it rebuilds hq.
- * hq may be h itself: each lane reads back only what it wrote. */
+ * hq may be h itself: each lane reads back only what it wrote. The rows of u
+ * and g lie `ld` elements apart (both inside one [N, gate|up] product). */
 template <int W>
-__global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act,
+__global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, size_t ld, int n, int f, int act,
                                    int bits) {
     int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n)
         return;
-    size_t base = (size_t)row * f;
+    size_t base = (size_t)row * f, in = (size_t)row * ld;
     float mx = 0;
     for (int j = W * lane; j < f; j += 32 * W) {
         float uv[W], gv[W], hv[W];
-        load_w(uv, u + base + j);
+        load_w(uv, u + in + j);
         if (g)
-            load_w(gv, g + base + j);
+            load_w(gv, g + in + j);
         for (int k = 0; k < W; k++)
             hv[k] = __bfloat162float(__float2bfloat16(ffn_value(act, uv[k], g ? gv[k] : 0.0f)));
         store_w(h + base + j, hv);
@@ -83,40 +86,42 @@ __global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 
     }
     if (bits == 0)
         return;
-    float qmax, sc = act_scale(warp_max(mx), bits, &qmax);
+    float qmax, sc = act_scale(warp_max(mx), bits, &qmax), inv = 1.0f / sc;
     for (int j = W * lane; j < f; j += 32 * W) {
         float hv[W];
         load_w(hv, h + base + j); /* this lane's own stores */
         for (int k = 0; k < W; k++)
-            hv[k] = quant_value(hv[k], sc, -qmax - 1.0f, qmax);
+            hv[k] = quant_value(hv[k], sc, inv, -qmax - 1.0f, qmax);
         store_w(hq + base + j, hv);
     }
 }
 
-ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
-                             cudaStream_t s) {
+ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, size_t ld, int n, int f, int act,
+                             int act_bits, cudaStream_t s) {
     const bf16 *gate = act == 2 ? g : NULL;
     unsigned blocks = ob_blocks((size_t)n, ROW_WARPS);
-    if (f % 8 == 0 && all_aligned(16, h, hq, u, gate))
-        ffn_forward_kernel<8><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, n, f, act, act_bits);
+    if (f % 8 == 0 && ld % 8 == 0 && all_aligned(16, h, hq, u, gate))
+        ffn_forward_kernel<8><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, ld, n, f, act, act_bits);
     else
-        ffn_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, n, f, act, act_bits);
+        ffn_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, ld, n, f, act, act_bits);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
 
-/* W consecutive elements a thread. */
+/* W consecutive elements of a row a thread (W divides f); dh is dense [n, f],
+ * the rows of u, g, du and dg lie `ld` elements apart. */
 template <int W>
-__global__ void ffn_backward_kernel(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
-                                    int act) {
+__global__ void ffn_backward_kernel(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t ld,
+                                    int n, int f, int act) {
     size_t i = W * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
-    if (i >= count)
+    if (i >= (size_t)n * f)
         return;
+    size_t at = i / f * ld + i % f;
     float d[W], uv[W], gv[W], a[W], b[W];
     load_w(d, dh + i);
-    load_w(uv, u + i);
+    load_w(uv, u + at);
     if (act == 2)
-        load_w(gv, g + i);
+        load_w(gv, g + at);
     for (int k = 0; k < W; k++) {
         if (act == 0) {
             float sg = sigmoidf_(uv[k]);
@@ -129,17 +134,18 @@ __global__ void ffn_backward_kernel(bf16 *du, bf16 *dg, const bf16 *dh, const bf
             b[k] = d[k] * uv[k] * (sg + gv[k] * sg * (1.0f - sg));
         }
     }
-    store_w(du + i, a);
+    store_w(du + at, a);
     if (act == 2)
-        store_w(dg + i, b);
+        store_w(dg + at, b);
 }
 
-ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
-                              int act, cudaStream_t s) {
-    if (count % 8 == 0 && all_aligned(16, du, dh, u, act == 2 ? dg : NULL, act == 2 ? g : NULL))
-        ffn_backward_kernel<8><<<ob_blocks(count / 8, 256), 256, 0, s>>>(du, dg, dh, u, g, count, act);
+ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t ld, int n,
+                              int f, int act, cudaStream_t s) {
+    size_t count = (size_t)n * f;
+    if (f % 8 == 0 && ld % 8 == 0 && all_aligned(16, du, dh, u, act == 2 ? dg : NULL, act == 2 ? g : NULL))
+        ffn_backward_kernel<8><<<ob_blocks(count / 8, 256), 256, 0, s>>>(du, dg, dh, u, g, ld, n, f, act);
     else
-        ffn_backward_kernel<1><<<ob_blocks(count, 256), 256, 0, s>>>(du, dg, dh, u, g, count, act);
+        ffn_backward_kernel<1><<<ob_blocks(count, 256), 256, 0, s>>>(du, dg, dh, u, g, ld, n, f, act);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

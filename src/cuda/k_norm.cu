@@ -69,13 +69,13 @@ __global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd,
     if (bits == 0)
         return;
     mx = warp_max(mx);
-    float qmax = (float)((1 << (bits - 1)) - 1), sc = qmax / fmaxf(mx, 1e-5f);
+    float qmax = (float)((1 << (bits - 1)) - 1), sc = qmax / fmaxf(mx, 1e-5f), inv = 1.0f / sc;
     for (int j = W * lane; j < d; j += 32 * W) {
         float v[W], gv[W];
         load_w(v, xr + j);
         load_w(gv, g + j);
         for (int k = 0; k < W; k++)
-            v[k] = quant_value((v[k] - m) * r * gv[k], sc, -qmax - 1.0f, qmax);
+            v[k] = quant_value((v[k] - m) * r * gv[k], sc, inv, -qmax - 1.0f, qmax);
         store_w(yq + (size_t)row * d + j, v);
     }
 }
@@ -167,6 +167,8 @@ __global__ void column_sum(float *dg, const float *partials, int chunks, int d) 
     __shared__ float part[COLSUM_SPLIT][33];
     int j = blockIdx.x * 32 + threadIdx.x;
     float t = 0;
+    /* Unrolled: the loads of eight steps go out together; the adds keep their order. */
+#pragma unroll 8
     for (int c = threadIdx.y; j < d && c < chunks; c += COLSUM_SPLIT)
         t += partials[(size_t)c * d + j];
     part[threadIdx.y][threadIdx.x] = t;
@@ -372,9 +374,10 @@ __global__ void qk_backward_kernel(bf16 *dx, size_t ld, float *partials, const b
  * gain sums of its eight columns in registers; the block adds them in order. */
 #define QK8_THREADS 256
 
-__global__ void qk_backward8_kernel(bf16 *dx, size_t ld, float *partials, const bf16 *dy, const bf16 *pre,
-                                    const float *rstd, const float *gain, const float *cs, const float *sn, int rows,
-                                    int T, int heads, int hd, bool qk_norm, bool rope) {
+__global__ void qk_backward8_kernel(bf16 *__restrict__ dx, size_t ld, float *partials, const bf16 *__restrict__ dy,
+                                    const bf16 *__restrict__ pre, const float *rstd, const float *gain,
+                                    const float *cs, const float *sn, int rows, int T, int heads, int hd, bool qk_norm,
+                                    bool rope) {
     __shared__ float sums[QK8_THREADS * 8]; /* [slots][hd] */
     int group = hd / 8, half = hd / 2, slots = QK8_THREADS / group;
     int slot = threadIdx.x / group, part = threadIdx.x % group, j0 = 8 * part;
@@ -382,6 +385,9 @@ __global__ void qk_backward8_kernel(bf16 *dx, size_t ld, float *partials, const 
     for (int k = 0; k < 8; k++)
         g[k] = qk_norm ? gain[j0 + k] : 0.0f;
     int first = blockIdx.x * QK_CHUNK, last = min(rows, first + QK_CHUNK);
+    /* dx never aliases dy or pre: unrolled, later steps' loads go out before
+     * earlier steps' stores. */
+#pragma unroll 4
     for (int base = first; base < last; base += slots) {
         int vec = base + slot, t = (vec / heads) % T;
         bool valid = vec < last;

@@ -211,7 +211,7 @@ __global__ void stats_finish_alpha(const ob_gpu_matrix *mats, const int *first, 
     if (i >= count)
         return;
     double sa = 0, cnt = 0;
-    for (int b = first[i]; b < first[i + 1]; b++) {
+    for (int b = first[i]; dynamic && b < first[i + 1]; b++) { /* pass 3 ran only when dynamic */
         sa += partials[2 * b];
         cnt += partials[2 * b + 1];
     }
@@ -314,7 +314,8 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
     stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials);
     stats_finish_beta<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
                                                                         q->count, stats);
-    stats_mask_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, stats, q->partials);
+    if (dynamic) /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
+        stats_mask_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, stats, q->partials);
     stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
                                                                          q->count, dynamic, quantised, residual, stats);
     apply_quant<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, stats, w_eff, wc, dynamic, clamp,

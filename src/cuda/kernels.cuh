@@ -25,7 +25,7 @@ typedef struct {
 
 /* Per-matrix scalars computed on the device. */
 typedef struct {
-    float beta, mu, alpha; /* β, μ, dynamic-threshold α */
+    float beta, mu, alpha; /* β, μ, dynamic-threshold α (0 without it, as mask_inv) */
     float mask_inv;        /* 1/|M| (0 when M is empty) */
     float scale;           /* GEMM alpha: the per-matrix scale, or 1 when folded into the weights */
     float scale_r;         /* scale times the residual factor (products that add into the residual) */
@@ -86,11 +86,13 @@ ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, 
                              const float *rstd, const float *gain, const float *rope_cos, const float *rope_sin, int B,
                              int T, int heads, int hd, bool qk_norm, bool rope, cudaStream_t s);
 
-/* h = act(u[, g]) and, with act_bits, hq = x̃(h); hq may be h (quantised in place). */
-ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, int n, int f, int act, int act_bits,
-                             cudaStream_t s);
-ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t count,
-                              int act, cudaStream_t s);
+/* h = act(u[, g]) [n, f] and, with act_bits, hq = x̃(h); hq may be h (quantised
+ * in place). The rows of u and g (du and dg) lie `ld` elements apart: both
+ * parts of one [n, gate|up] product output; h and dh are dense. */
+ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, size_t ld, int n, int f, int act,
+                             int act_bits, cudaStream_t s);
+ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t ld, int n,
+                              int f, int act, cudaStream_t s);
 
 /* ---- attention ---------------------------------------------------------------- */
 

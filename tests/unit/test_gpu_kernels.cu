@@ -136,21 +136,22 @@ static void test_gemm(void **state) {
     OK(ob_gemm_run(g, &a)); /* accumulates twice */
     ob_cpu_matmul_dytx(rdw.data(), dy.data(), x.data(), n, in, out, 2, 0);
     expect_close("gemm dW += dyT x (twice)", host_f(dwo, rdw.size()), rdw, 1e-5);
-    /* A strided batch of three weight gradients of one input (the Q, K and V
-     * projections): three products, one after another. */
-    auto dy3 = rounded(randv((size_t)3 * n * out, 1));
+    /* A strided batch of three weight gradients of one input whose dy share
+     * rows (the Q, K and V parts of one [n, q|k|v] block): three products. */
+    auto dy3 = rounded(randv((size_t)n * 3 * out, 1));
     float *dw3 = dev<float>((size_t)3 * out * in);
     cudaMemset(dw3, 0, (size_t)3 * out * in * sizeof(float));
     a = ob_gemm_dytx(dw3, CUDA_R_32F, dev_b(dy3), dx_, n, in, out);
+    a.lda = 3 * out;
     a.beta = 1.0f;
     a.batch = 3;
-    a.stride_a = (long long)n * out;
+    a.stride_a = out;
     a.stride_d = (long long)out * in;
     OK(ob_gemm_run(g, &a));
     std::vector<float> r3((size_t)3 * out * in);
     for (int b = 0; b < 3; b++)
-        ob_cpu_matmul_dytx(r3.data() + (size_t)b * out * in, dy3.data() + (size_t)b * n * out, x.data(), n, in, out,
-                           1, 0);
+        ob_cpu_matmul_dytx(r3.data() + (size_t)b * out * in, gather(dy3, out, 3 * out, b * out).data(), x.data(), n,
+                           in, out, 1, 0);
     expect_close("gemm batch of three dW += dyT x", host_f(dw3, r3.size()), r3, 1e-5);
     ob_gemm_free(g);
 }
@@ -366,17 +367,23 @@ static void test_attention(void **state) {
     unsetenv("ONEBIT_CUDA_ATTENTION");
 }
 
-/* f = 96: 16-byte accesses; f = 100: one element at a time. */
+/* f = 96: 16-byte accesses; f = 100: one element at a time. Under SwiGLU the
+ * gate and up values (and their gradients) share rows, [n, gate|up], as the
+ * model's one product writes them. */
 static void test_ffn(void **state) {
     (void)state;
     int n = 33;
     for (int f = 96; f <= 100; f += 4) {
         for (int act = 0; act < 3; act++) {
-            size_t cnt = (size_t)n * f;
+            size_t cnt = (size_t)n * f, ld = act == 2 ? 2 * f : f;
             auto u = rounded(randv(cnt, 2)), g = rounded(randv(cnt, 2)), dh = rounded(randv(cnt, 1));
-            bf16 *du_ = dev_b(u), *dg_ = dev_b(g), *ddh = dev_b(dh), *h = dev<bf16>(cnt), *hq = dev<bf16>(cnt);
-            bf16 *gu = dev<bf16>(cnt), *gg = dev<bf16>(cnt);
-            OK(ob_gpu_ffn_forward(h, hq, du_, dg_, n, f, act, 8, 0));
+            std::vector<float> gu_rows((size_t)n * ld);
+            place(gu_rows, g, f, ld, 0);
+            place(gu_rows, u, f, ld, ld - f);
+            bf16 *dgu = dev_b(gu_rows), *dg_ = dgu, *du_ = dgu + (ld - f), *ddh = dev_b(dh);
+            bf16 *h = dev<bf16>(cnt), *hq = dev<bf16>(cnt), *grads = dev<bf16>((size_t)n * ld);
+            bf16 *gg = grads, *gu = grads + (ld - f);
+            OK(ob_gpu_ffn_forward(h, hq, du_, dg_, ld, n, f, act, 8, 0));
             std::vector<float> rh(cnt), rq(cnt), rdu(cnt), rdg(cnt);
             ob_cpu_ffn_act_forward(rh.data(), u.data(), g.data(), cnt, (ob_cpu_act)act);
             ob_quant_activations(rh.data(), n, f, 8, rq.data());
@@ -385,13 +392,16 @@ static void test_ffn(void **state) {
             bf16 *hq2 = dev<bf16>(cnt);
             OK(ob_gpu_act_quant(hq2, h, n, f, 8, 0));
             expect_same("activation quantiser of h", host_b(hq2, cnt), host_b(hq, cnt));
-            OK(ob_gpu_ffn_forward(hq2, hq2, du_, dg_, n, f, act, 8, 0));
+            OK(ob_gpu_ffn_forward(hq2, hq2, du_, dg_, ld, n, f, act, 8, 0));
             expect_same("activation quantiser in place", host_b(hq2, cnt), host_b(hq, cnt));
-            OK(ob_gpu_ffn_backward(gu, gg, ddh, du_, dg_, cnt, act, 0));
+            OK(ob_gpu_ffn_backward(gu, gg, ddh, du_, dg_, ld, n, f, act, 0));
             ob_cpu_ffn_act_backward(rdu.data(), rdg.data(), dh.data(), u.data(), g.data(), cnt, (ob_cpu_act)act);
-            expect_close("ffn backward du", host_b(gu, cnt), rdu, BF16_TOL);
+            auto back = host_b(grads, (size_t)n * ld);
+            expect_close("ffn backward du", gather(back, f, ld, ld - f), rdu, BF16_TOL);
             if (act == 2)
-                expect_close("ffn backward dgate", host_b(gg, cnt), rdg, BF16_TOL);
+                expect_close("ffn backward dgate", gather(back, f, ld, 0), rdg, BF16_TOL);
+            for (void *p : {(void *)dgu, (void *)ddh, (void *)h, (void *)hq, (void *)hq2, (void *)grads})
+                cudaFree(p);
         }
     }
 }
