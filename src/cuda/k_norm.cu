@@ -160,17 +160,29 @@ __global__ void norm_backward_kernel(float *dx, bool accumulate, bf16 *dx16, flo
 }
 
 /* dg[j] += Σ_c partials[c][j]: 32 columns per block, each of COLSUM_SPLIT
- * threads sums a fixed strided subset of the rows, and those are added in order. */
-#define COLSUM_SPLIT 16
+ * threads sums a fixed strided subset of the rows, and those are added in order.
+ * Eight loads a thread go out together (the adds keep their order): a few dozen
+ * blocks on an H100 are otherwise bound by one load's latency after another. */
+#define COLSUM_SPLIT 32
+#define COLSUM_LOADS 8
 
 __global__ void column_sum(float *dg, const float *partials, int chunks, int d) {
     __shared__ float part[COLSUM_SPLIT][33];
-    int j = blockIdx.x * 32 + threadIdx.x;
+    int j = blockIdx.x * 32 + threadIdx.x, c = threadIdx.y;
     float t = 0;
-    /* Unrolled: the loads of eight steps go out together; the adds keep their order. */
-#pragma unroll 8
-    for (int c = threadIdx.y; j < d && c < chunks; c += COLSUM_SPLIT)
-        t += partials[(size_t)c * d + j];
+    if (j < d) {
+        for (; c + (COLSUM_LOADS - 1) * COLSUM_SPLIT < chunks; c += COLSUM_LOADS * COLSUM_SPLIT) {
+            float v[COLSUM_LOADS];
+#pragma unroll
+            for (int u = 0; u < COLSUM_LOADS; u++)
+                v[u] = partials[(size_t)(c + u * COLSUM_SPLIT) * d + j];
+#pragma unroll
+            for (int u = 0; u < COLSUM_LOADS; u++)
+                t += v[u];
+        }
+        for (; c < chunks; c += COLSUM_SPLIT)
+            t += partials[(size_t)c * d + j];
+    }
     part[threadIdx.y][threadIdx.x] = t;
     __syncthreads();
     if (threadIdx.y || j >= d)

@@ -156,9 +156,7 @@ static void test_gemm(void **state) {
     ob_gemm_free(g);
 }
 
-static void test_norms(void **state) {
-    (void)state;
-    int n = 67, d = 200;
+static void check_norms(int n, int d) {
     for (int ln = 0; ln < 2; ln++) {
         auto x = randv((size_t)n * d, 2), g = randv(d, 1), dy = rounded(randv((size_t)n * d, 1));
         float *dx_ = dev_f(x), *dg_ = dev_f(g), *mean = dev<float>(n), *rstd = dev<float>(n);
@@ -221,6 +219,14 @@ static void test_norms(void **state) {
             }
         }
     }
+}
+
+/* 67 rows: one partial gain sum per 32 rows, fewer than the column sum's
+ * threads; 9000 rows: more, which take its eight-loads-at-once path. */
+static void test_norms(void **state) {
+    (void)state;
+    check_norms(67, 200);
+    check_norms(9000, 40);
 }
 
 /* Head sizes whose hd/8 divides 32 take the 16-byte kernels, others (12) the
