@@ -137,10 +137,10 @@ static ob_status allocate(gpu_backend *g) {
     DALLOC(st->row_loss, N);
     DALLOC(st->row_plain, N);
     size_t widest = H > F ? H : F;
-    size_t qk_chunks = (N * nh + 255) / 256;
     size_t partial_floats = ob_gpu_norm_partials((int)N, (int)widest);
-    if (qk_chunks * hd > partial_floats)
-        partial_floats = qk_chunks * hd;
+    size_t qk_floats = ob_gpu_qk_partials((int)(N * nh), hd);
+    if (qk_floats > partial_floats)
+        partial_floats = qk_floats;
     DALLOC(st->partials, partial_floats);
     DALLOC(st->sum_partials, 256);
     DALLOC(st->sums, 2);

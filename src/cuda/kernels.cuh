@@ -81,7 +81,9 @@ ob_status ob_gpu_qk_forward(bf16 *out, const bf16 *in, size_t ld, float *rstd, c
                             const float *rope_cos, const float *rope_sin, int B, int T, int heads, int hd, float eps,
                             bool qk_norm, bool rope, cudaStream_t s);
 /* Backward of the above: dx (bf16, rows `ld` apart, as `pre`, the forward's
- * input) from dense dy, and the gain gradient (+=). */
+ * input) from dense dy, and the gain gradient (+=); `partials` holds
+ * ob_gpu_qk_partials(B·T·heads, hd) floats. */
+size_t ob_gpu_qk_partials(int rows, int hd);
 ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, float *partials, const bf16 *pre,
                              const float *rstd, const float *gain, const float *rope_cos, const float *rope_sin, int B,
                              int T, int heads, int hd, bool qk_norm, bool rope, cudaStream_t s);

@@ -230,7 +230,7 @@ static void test_norms(void **state) {
 }
 
 /* Head sizes whose hd/8 divides 32 take the 16-byte kernels, others (12) the
- * warp-per-vector ones; 900 vectors span four blocks of the backward. The
+ * warp-per-vector ones; 900 vectors span eight blocks of the backward. The
  * input vectors (and the gradient written back) sit in the middle third of
  * rows three times as wide (k in a q|k|v product output); the other columns
  * of the gradient must stay as they were. */
@@ -251,7 +251,7 @@ static void check_qk(int B, int T, int heads, int hd, bool qk_norm, bool rope) {
     if (qk_norm)
         ob_cpu_norm_backward(rdx.data(), rdg.data(), rdy.data(), x.data(), g.data(), NULL, rr.data(), rows, hd, false);
     float *dg = dev_f(g), *dcs = dev_f(cs), *dsn = dev_f(sn);
-    float *partials = dev<float>((size_t)(rows / 256 + 1) * hd);
+    float *partials = dev<float>(ob_gpu_qk_partials(rows, hd));
     std::vector<float> first_y, first_dx, first_dg;
     for (int rep = 0; rep < 2; rep++) {
         std::vector<float> xs(tokens * ld, 0.5f), dxs(tokens * ld, 0.5f);
