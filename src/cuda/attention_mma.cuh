@@ -139,6 +139,133 @@ __device__ __forceinline__ float exp2_fast(float x) {
     return y;
 }
 
+/* ---- register-level steps shared by the mma.sync and wgmma kernels ---------
+ * A thread holds rows g and g + 8 of its warp's 16 rows (i = 0, 1) and, per 8
+ * columns j, columns c and c + 1 of each (e = 0..3 in the accumulator layout). */
+
+/* Forward: scores of keys after the row become −∞ (a tile crossing the diagonal). */
+template <int NT>
+__device__ __forceinline__ void mask_after_row(float (&s)[NT][4], int k0, int r0, int g, int c) {
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            if (k0 + 8 * j + c + (e & 1) > r0 + g + 8 * (e >> 1))
+                s[j][e] = -INFINITY;
+}
+
+/* Forward: the online softmax of a tile of scores, in base 2 with the scale
+ * folded in: s becomes the tile's probabilities (unnormalised), the running
+ * max m, this thread's part of the running sum l and the output acc are
+ * rescaled. The first tile gives every row a finite max, so later maxima are
+ * finite (a row before the whole tile gets correction 1 and probabilities 0). */
+template <int NT, int NO>
+__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&m)[2], float (&l)[2], float (&acc)[NO][4],
+                                               float scale_log2) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+            mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the four lanes of a row */
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        float mn = fmaxf(m[i], mx * scale_log2), corr = exp2_fast(m[i] - mn), sum = 0.0f;
+        m[i] = mn;
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int e = 2 * i; e < 2 * i + 2; e++) {
+                s[j][e] = exp2_fast(fmaf(s[j][e], scale_log2, -mn));
+                sum += s[j][e];
+            }
+        l[i] = l[i] * corr + sum;
+#pragma unroll
+        for (int n = 0; n < NO; n++) {
+            acc[n][2 * i] *= corr;
+            acc[n][2 * i + 1] *= corr;
+        }
+    }
+}
+
+/* Row i's 8·NO accumulated values (this thread's pairs), times `scale`, to dst. */
+template <int NO>
+__device__ __forceinline__ void store_row(bf16 *dst, const float (&acc)[NO][4], int i, float scale) {
+#pragma unroll
+    for (int n = 0; n < NO; n++)
+        *reinterpret_cast<__nv_bfloat162 *>(dst + 8 * n) =
+            __floats2bfloat162_rn(acc[n][2 * i] * scale, acc[n][2 * i + 1] * scale);
+}
+
+/* Forward's end: o = acc / l for the warp's rows r0.. of head h (rows of o
+ * `os` apart) and the row log-sum-exp. */
+template <int NO>
+__device__ __forceinline__ void finish_forward(bf16 *o, float *lse, const float (&acc)[NO][4], const float (&m)[2],
+                                               float (&l)[2], int b, int h, int nh, int T, int r0, size_t os,
+                                               int lane) {
+    int g = lane >> 2, c = 2 * (lane & 3);
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+        int t = r0 + g + 8 * i;
+        if (t >= T)
+            continue;
+        store_row(o + ((size_t)b * T + t) * os + (size_t)h * NO * 8 + c, acc, i, 1.0f / l[i]);
+        if ((lane & 3) == 0)
+            lse[((size_t)b * nh + h) * T + t] = (m[i] + log2f(l[i])) / ATT_LOG2E;
+    }
+}
+
+/* dK/dV step: from Sᵀ and dPᵀ of the warp's keys kr0.. and the step's
+ * queries q0.. (their lse and delta in tl, td), Pᵀ into s and dSᵀ into dp;
+ * queries before the key (causal) or past T (padding) get 0. */
+template <int NT>
+__device__ __forceinline__ void probs_transposed(float (&s)[NT][4], float (&dp)[NT][4], const float *tl,
+                                                 const float *td, int q0, int kr0, int T, float scale_log2,
+                                                 int lane) {
+    int g = lane >> 2, c = 2 * (lane & 3);
+    bool edge = q0 < kr0 + 15 || q0 + 8 * NT > T;
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int col = 8 * j + c + (e & 1), t = q0 + col, key = kr0 + g + 8 * (e >> 1);
+            float p = edge && (t < key || t >= T) ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -tl[col] * ATT_LOG2E));
+            s[j][e] = p;
+            dp[j][e] = p * (dp[j][e] - td[col]);
+        }
+}
+
+/* dQ step: from S and dP of the warp's rows r0.. and the keys k0.. (rows'
+ * lse·log2 e in rl, delta in rd), dS into s; keys after the row get 0. */
+template <int NT>
+__device__ __forceinline__ void probs_grad(float (&s)[NT][4], const float (&dp)[NT][4], const float (&rl)[2],
+                                           const float (&rd)[2], int k0, int r0, float scale_log2, int lane) {
+    int g = lane >> 2, c = 2 * (lane & 3);
+    bool diag = k0 + 8 * NT - 1 > r0; /* the tile crosses the warp's diagonal */
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int i = e >> 1, key = k0 + 8 * j + c + (e & 1);
+            float p = diag && key > r0 + g + 8 * i ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -rl[i]));
+            s[j][e] = p * (dp[j][e] - rd[i]);
+        }
+}
+
+/* dQ: rows g and g + 8 of the warp's rows r0..: lse (base 2) and delta;
+ * padding rows get zeros, which keep their (unwritten) values finite. */
+__device__ __forceinline__ void row_stats(float (&rl)[2], float (&rd)[2], const float *lse, const float *delta,
+                                          size_t head_row, int r0, int T, int lane) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int t = r0 + (lane >> 2) + 8 * i;
+        rl[i] = t < T ? lse[head_row + t] * ATT_LOG2E : 0.0f;
+        rd[i] = t < T ? delta[head_row + t] : 0.0f;
+    }
+}
+
 /* Asynchronous 16- and 4-byte copies to shared memory; with ok false nothing
  * is read and the destination becomes zeros. */
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool ok) {

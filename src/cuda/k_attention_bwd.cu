@@ -94,18 +94,7 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *
             float s[NT][4] = {}, dp[NT][4] = {};
             mma_tile_tile<HD, LD, NT>(s, sk, warp * 16, tq, lane);
             mma_tile_tile<HD, LD, NT>(dp, sv, warp * 16, tdo, lane);
-            /* Masked: queries before the key (causal) and past T (padding). */
-            bool edge = q0 < kr0 + 15 || q0 + BQ > T;
-#pragma unroll
-            for (int j = 0; j < NT; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int col = 8 * j + c + (e & 1), t = q0 + col, key = kr0 + g + 8 * (e >> 1);
-                    float p = edge && (t < key || t >= T) ? 0.0f
-                                                          : exp2_fast(fmaf(s[j][e], scale_log2, -tl[col] * ATT_LOG2E));
-                    s[j][e] = p;
-                    dp[j][e] = p * (dp[j][e] - td[col]);
-                }
+            probs_transposed(s, dp, tl, td, q0, kr0, T, scale_log2, lane);
             /* dV += Pᵀ·dO and dK += dSᵀ·Q over the step's queries. */
             mma_regs_tile<HD, LD, NT>(dva, s, tdo, lane);
             mma_regs_tile<HD, LD, NT>(dka, dp, tq, lane);
@@ -117,15 +106,8 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dkv(bf16 *dk, bf16 *
         int key = kr0 + g + 8 * i;
         if (key >= T)
             continue;
-        size_t base = ((size_t)b * T + key) * ks + (size_t)kh * HD + c;
-        size_t vbase = ((size_t)b * T + key) * vs + (size_t)kh * HD + c;
-#pragma unroll
-        for (int n = 0; n < HD / 8; n++) {
-            *reinterpret_cast<__nv_bfloat162 *>(dk + base + 8 * n) =
-                __floats2bfloat162_rn(dka[n][2 * i] * scale, dka[n][2 * i + 1] * scale);
-            *reinterpret_cast<__nv_bfloat162 *>(dv + vbase + 8 * n) =
-                __floats2bfloat162_rn(dva[n][2 * i], dva[n][2 * i + 1]);
-        }
+        store_row(dk + ((size_t)b * T + key) * ks + (size_t)kh * HD + c, dka, i, scale);
+        store_row(dv + ((size_t)b * T + key) * vs + (size_t)kh * HD + c, dva, i, 1.0f);
     }
 }
 
@@ -157,16 +139,8 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
     load_tile_async<HD, DQ_BN, BWD_THREADS>(sv, vg, vs, T);
     cp_async_commit();
 
-    /* Rows g and g + 8 of the warp: lse (base 2) and delta; padding rows get
-     * zeros, which keep their (unwritten) values finite. */
     float rl[2], rd[2];
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        int t = r0 + g + 8 * i;
-        size_t r = ((size_t)b * nh + h) * T + t;
-        rl[i] = t < T ? lse[r] * ATT_LOG2E : 0.0f;
-        rd[i] = t < T ? delta[r] : 0.0f;
-    }
+    row_stats(rl, rd, lse, delta, ((size_t)b * nh + h) * T, r0, T, lane);
     float acc[HD / 8][4] = {};
     for (int kb = 0; kb < nkb; kb++) {
         int k0 = kb * DQ_BN, stage = kb & 1;
@@ -184,15 +158,7 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
             float s[NT][4] = {}, dp[NT][4] = {};
             mma_tile_tile<HD, LD, NT>(s, sq, warp * 16, tk, lane);
             mma_tile_tile<HD, LD, NT>(dp, sdo, warp * 16, tv, lane);
-            bool diag = k0 + DQ_BN - 1 > r0; /* the tile crosses the warp's diagonal */
-#pragma unroll
-            for (int j = 0; j < NT; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int i = e >> 1, key = k0 + 8 * j + c + (e & 1);
-                    float p = diag && key > r0 + g + 8 * i ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -rl[i]));
-                    s[j][e] = p * (dp[j][e] - rd[i]); /* dS */
-                }
+            probs_grad(s, dp, rl, rd, k0, r0, scale_log2, lane); /* dS into s */
             /* dQ += dS·K. */
             mma_regs_tile<HD, LD, NT>(acc, s, tk, lane);
         }
@@ -203,11 +169,7 @@ __global__ void __launch_bounds__(BWD_THREADS) mma_backward_dq(bf16 *dq, const b
         int t = r0 + g + 8 * i;
         if (t >= T)
             continue;
-        bf16 *out = dq + ((size_t)b * T + t) * qs + (size_t)h * HD + c;
-#pragma unroll
-        for (int n = 0; n < HD / 8; n++)
-            *reinterpret_cast<__nv_bfloat162 *>(out + 8 * n) =
-                __floats2bfloat162_rn(acc[n][2 * i] * scale, acc[n][2 * i + 1] * scale);
+        store_row(dq + ((size_t)b * T + t) * qs + (size_t)h * HD + c, acc, i, scale);
     }
 }
 

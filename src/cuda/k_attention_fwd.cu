@@ -52,57 +52,13 @@ __global__ void __launch_bounds__(FWD_WARPS * 32) mma_forward(bf16 *o, float *ls
             float s[NT][4] = {};
             mma_tile_tile<HD, LD, NT>(s, sq, warp * 16, tk, lane);
             if (k0 + FWD_BN - 1 > r0) /* the tile crosses the warp's diagonal */
-#pragma unroll
-                for (int j = 0; j < NT; j++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        if (k0 + 8 * j + c + (e & 1) > r0 + g + 8 * (e >> 1))
-                            s[j][e] = -INFINITY;
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                float mx = -INFINITY;
-#pragma unroll
-                for (int j = 0; j < NT; j++)
-                    mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the four lanes of a row */
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                /* Tile 0 gives every row a finite max, so mn is finite. */
-                float mn = fmaxf(m[i], mx * scale_log2), corr = exp2_fast(m[i] - mn), sum = 0.0f;
-                m[i] = mn;
-#pragma unroll
-                for (int j = 0; j < NT; j++)
-#pragma unroll
-                    for (int e = 2 * i; e < 2 * i + 2; e++) {
-                        s[j][e] = exp2_fast(fmaf(s[j][e], scale_log2, -mn));
-                        sum += s[j][e];
-                    }
-                l[i] = l[i] * corr + sum;
-#pragma unroll
-                for (int n = 0; n < HD / 8; n++) {
-                    acc[n][2 * i] *= corr;
-                    acc[n][2 * i + 1] *= corr;
-                }
-            }
+                mask_after_row(s, k0, r0, g, c);
+            online_softmax(s, m, l, acc, scale_log2);
             mma_regs_tile<HD, LD, NT>(acc, s, tv, lane);
         }
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-        int t = r0 + g + 8 * i;
-        if (t >= T)
-            continue;
-        bf16 *out = o + ((size_t)b * T + t) * os + (size_t)h * HD + c;
-        float inv = 1.0f / l[i];
-#pragma unroll
-        for (int n = 0; n < HD / 8; n++)
-            *reinterpret_cast<__nv_bfloat162 *>(out + 8 * n) =
-                __floats2bfloat162_rn(acc[n][2 * i] * inv, acc[n][2 * i + 1] * inv);
-        if ((lane & 3) == 0)
-            lse[((size_t)b * nh + h) * T + t] = (m[i] + log2f(l[i])) / ATT_LOG2E;
-    }
+    finish_forward(o, lse, acc, m, l, b, h, nh, T, r0, os, lane);
 }
 
 template <int HD>

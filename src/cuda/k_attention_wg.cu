@@ -63,38 +63,8 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
             wg_wait_all();
             wg_hold(s);
             if (k0 + 63 > r0) /* the tile crosses the warp's diagonal */
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        if (k0 + 8 * j + c + (e & 1) > r0 + g + 8 * (e >> 1))
-                            s[j][e] = -INFINITY;
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                float mx = -INFINITY;
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the four lanes of a row */
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                /* Tile 0 gives every row a finite max, so mn is finite (a warp
-                 * whose rows all precede this tile gets corr 1 and p 0). */
-                float mn = fmaxf(m[i], mx * scale_log2), corr = exp2_fast(m[i] - mn), sum = 0.0f;
-                m[i] = mn;
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-#pragma unroll
-                    for (int e = 2 * i; e < 2 * i + 2; e++) {
-                        s[j][e] = exp2_fast(fmaf(s[j][e], scale_log2, -mn));
-                        sum += s[j][e];
-                    }
-                l[i] = l[i] * corr + sum;
-#pragma unroll
-                for (int n = 0; n < 8; n++) {
-                    acc[n][2 * i] *= corr;
-                    acc[n][2 * i + 1] *= corr;
-                }
-            }
+                mask_after_row(s, k0, r0, g, c);
+            online_softmax(s, m, l, acc, scale_log2);
             uint32_t pa[4][4];
             wg_acc_to_a(pa, s);
             wg_fence();
@@ -105,22 +75,7 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
         }
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-        int t = r0 + g + 8 * i;
-        if (t >= T)
-            continue;
-        bf16 *out = o + ((size_t)b * T + t) * os + (size_t)h * 64 + c;
-        float inv = 1.0f / l[i];
-#pragma unroll
-        for (int n = 0; n < 8; n++)
-            *reinterpret_cast<__nv_bfloat162 *>(out + 8 * n) =
-                __floats2bfloat162_rn(acc[n][2 * i] * inv, acc[n][2 * i + 1] * inv);
-        if ((lane & 3) == 0)
-            lse[((size_t)b * nh + h) * T + t] = (m[i] + log2f(l[i])) / ATT_LOG2E;
-    }
+    finish_forward(o, lse, acc, m, l, b, h, nh, T, r0, os, lane);
 #endif
 }
 
@@ -190,18 +145,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
         wg_wait_all();
         wg_hold(s);
         wg_hold(dp);
-        /* Masked: queries before the key (causal) and past T (padding). */
-        bool edge = q0 < kr0 + 15 || q0 + 64 > T;
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int col = 8 * j + c + (e & 1), t = q0 + col, key = kr0 + g + 8 * (e >> 1);
-                float p = edge && (t < key || t >= T) ? 0.0f
-                                                      : exp2_fast(fmaf(s[j][e], scale_log2, -tl[col] * ATT_LOG2E));
-                s[j][e] = p;
-                dp[j][e] = p * (dp[j][e] - td[col]);
-            }
+        probs_transposed(s, dp, tl, td, q0, kr0, T, scale_log2, lane);
         uint32_t pa[4][4], dsa[4][4];
         wg_acc_to_a(pa, s);
         wg_acc_to_a(dsa, dp);
@@ -219,15 +163,8 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
         int key = kr0 + g + 8 * i;
         if (key >= T)
             continue;
-        size_t base = ((size_t)b * T + key) * ks + (size_t)kh * 64 + c;
-        size_t vbase = ((size_t)b * T + key) * vs + (size_t)kh * 64 + c;
-#pragma unroll
-        for (int n = 0; n < 8; n++) {
-            *reinterpret_cast<__nv_bfloat162 *>(dk + base + 8 * n) =
-                __floats2bfloat162_rn(dka[n][2 * i] * scale, dka[n][2 * i + 1] * scale);
-            *reinterpret_cast<__nv_bfloat162 *>(dv + vbase + 8 * n) =
-                __floats2bfloat162_rn(dva[n][2 * i], dva[n][2 * i + 1]);
-        }
+        store_row(dk + ((size_t)b * T + key) * ks + (size_t)kh * 64 + c, dka, i, scale);
+        store_row(dv + ((size_t)b * T + key) * vs + (size_t)kh * 64 + c, dva, i, 1.0f);
     }
 #endif
 }
@@ -257,16 +194,8 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, co
     load_swizzled_async<64, WG_BWD_THREADS>(sv, vg, vs, T);
     cp_async_commit();
 
-    /* Rows g and g + 8 of the warp: lse (base 2) and delta; padding rows get
-     * zeros, which keep their (unwritten) values finite. */
     float rl[2], rd[2];
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        int t = r0 + g + 8 * i;
-        size_t r = ((size_t)b * nh + h) * T + t;
-        rl[i] = t < T ? lse[r] * ATT_LOG2E : 0.0f;
-        rd[i] = t < T ? delta[r] : 0.0f;
-    }
+    row_stats(rl, rd, lse, delta, ((size_t)b * nh + h) * T, r0, T, lane);
     float acc[8][4] = {};
     for (int kb = 0; kb < nkb; kb++) {
         int k0 = kb * 64, stage = kb & 1;
@@ -288,15 +217,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, co
         wg_wait_all();
         wg_hold(s);
         wg_hold(dp);
-        bool diag = k0 + 63 > r0; /* the tile crosses the warp's diagonal */
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int i = e >> 1, key = k0 + 8 * j + c + (e & 1);
-                float p = diag && key > r0 + g + 8 * i ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -rl[i]));
-                s[j][e] = p * (dp[j][e] - rd[i]); /* dS */
-            }
+        probs_grad(s, dp, rl, rd, k0, r0, scale_log2, lane); /* dS into s */
         uint32_t dsa[4][4];
         wg_acc_to_a(dsa, s);
         wg_fence();
@@ -311,11 +232,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, co
         int t = r0 + g + 8 * i;
         if (t >= T)
             continue;
-        bf16 *out = dq + ((size_t)b * T + t) * qs + (size_t)h * 64 + c;
-#pragma unroll
-        for (int n = 0; n < 8; n++)
-            *reinterpret_cast<__nv_bfloat162 *>(out + 8 * n) =
-                __floats2bfloat162_rn(acc[n][2 * i] * scale, acc[n][2 * i + 1] * scale);
+        store_row(dq + ((size_t)b * T + t) * qs + (size_t)h * 64 + c, acc, i, scale);
     }
 #endif
 }
