@@ -75,30 +75,39 @@ __device__ __forceinline__ uint64_t wg_desc(const bf16 *tile, uint32_t leading, 
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "  \
     "%24, %25, %26, %27, %28, %29, %30, %31}"
 
-/* d (+)= A·B, 64 × 64 × 16, A and B from shared memory, both K-major. */
-__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t a, uint64_t b, int accumulate) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+/* d += A·B, 64 × 64 × 16, A and B from shared memory, both K-major. */
+__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t a, uint64_t b) {
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32 ", %32, %33, 1, 1, 1, 0, 0;\n"
                  : WG_ACC32(d)
-                 : "l"(a), "l"(b), "r"(accumulate));
+                 : "l"(a), "l"(b));
+}
+
+/* d = A·B, the first step of a sum: d is only written, so no instruction
+ * need give it a value first. */
+#define WG_OUT4(d, j) "=f"(d[j][0]), "=f"(d[j][1]), "=f"(d[j][2]), "=f"(d[j][3])
+__device__ __forceinline__ void wgmma_ss_first(float (&d)[8][4], uint64_t a, uint64_t b) {
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32 ", %32, %33, 0, 1, 1, 0, 0;\n"
+                 : WG_OUT4(d, 0), WG_OUT4(d, 1), WG_OUT4(d, 2), WG_OUT4(d, 3), WG_OUT4(d, 4), WG_OUT4(d, 5),
+                   WG_OUT4(d, 6), WG_OUT4(d, 7)
+                 : "l"(a), "l"(b));
 }
 
 /* d += A·B, 64 × 64 × 16, A from registers, B from shared memory MN-major. */
 __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t a[4], uint64_t b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
-                 ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32 ", {%32, %33, %34, %35}, %36, 1, 1, 1, "
+                 "1;\n"
                  : WG_ACC32(d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 
 /* Queues d = A·Bᵀ over the 64 head columns: A and B the 64 rows of tiles a
  * and b (S = Q·Kᵀ, dP = dO·Vᵀ, Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ). */
 __device__ __forceinline__ void wg_tile_tile(float (&d)[8][4], const bf16 *a, const bf16 *b) {
     uint64_t da = wg_desc(a, 16, 1024), db = wg_desc(b, 16, 1024);
+    wgmma_ss_first(d, da, db);
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++) /* 32 bytes (2 in the descriptor) per 16 columns */
-        wgmma_ss(d, da + 2 * kk, db + 2 * kk, kk > 0);
+    for (int kk = 1; kk < 4; kk++) /* 32 bytes (2 in the descriptor) per 16 columns */
+        wgmma_ss(d, da + 2 * kk, db + 2 * kk);
 }
 
 /* The 64 × 64 accumulators of an earlier product (probabilities or their
