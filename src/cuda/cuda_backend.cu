@@ -113,7 +113,6 @@ static ob_status allocate(gpu_backend *g) {
     DALLOC(st->dq, N * H);
     DALLOC(st->dk, N * kvd);
     st->dv = st->dqkv + H + kvd;
-
     DALLOC(st->df1, N * F);
     DALLOC(st->df3, N * ffn_ld); /* dgate|dup, as a->g|a->u */
     st->df2 = st->df3 + (ffn_ld - F);

@@ -274,7 +274,6 @@ __global__ void qk_forward_kernel(bf16 *out, const bf16 *in, size_t ld, float *r
  * vector: 16-byte accesses and four times the bytes in flight of a warp per
  * vector, for head sizes whose hd/8 divides 32 (a group never straddles warps).
  * Threads past the last vector still take part in the group's shuffles. */
-
 __global__ void qk_forward8_kernel(bf16 *out, const bf16 *in, size_t ld, float *rstd, const float *gain,
                                    const float *cs, const float *sn, int rows, int T, int heads, int hd, float eps,
                                    bool qk_norm, bool rope) {
@@ -389,10 +388,9 @@ __global__ void qk_backward_kernel(bf16 *dx, size_t ld, float *partials, const b
  * gain sums of its eight columns in registers; the block adds them in order. */
 #define QK8_THREADS 256
 
-__global__ void qk_backward8_kernel(bf16 *__restrict__ dx, size_t ld, float *partials, const bf16 *__restrict__ dy,
-                                    const bf16 *__restrict__ pre, const float *rstd, const float *gain,
-                                    const float *cs, const float *sn, int rows, int T, int heads, int hd, bool qk_norm,
-                                    bool rope) {
+__global__ void qk_backward8_kernel(bf16 *dx, size_t ld, float *partials, const bf16 *dy, const bf16 *pre,
+                                    const float *rstd, const float *gain, const float *cs, const float *sn, int rows,
+                                    int T, int heads, int hd, bool qk_norm, bool rope) {
     __shared__ float sums[QK8_THREADS * 8]; /* [slots][hd] */
     int group = hd / 8, half = hd / 2, slots = QK8_THREADS / group;
     int slot = threadIdx.x / group, part = threadIdx.x % group, j0 = 8 * part;
@@ -400,9 +398,6 @@ __global__ void qk_backward8_kernel(bf16 *__restrict__ dx, size_t ld, float *par
     for (int k = 0; k < 8; k++)
         g[k] = qk_norm ? gain[j0 + k] : 0.0f;
     int first = blockIdx.x * QK_CHUNK, last = min(rows, first + QK_CHUNK);
-    /* dx never aliases dy or pre: unrolled, later steps' loads go out before
-     * earlier steps' stores. */
-#pragma unroll 4
     for (int base = first; base < last; base += slots) {
         int vec = base + slot, t = (vec / heads) % T;
         bool valid = vec < last;
