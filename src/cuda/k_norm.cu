@@ -328,7 +328,8 @@ ob_status ob_gpu_qk_forward(bf16 *out, const bf16 *in, size_t ld, float *rstd, c
 }
 
 /* Each block handles QK_CHUNK vectors and writes its gain-gradient partial
- * sums: 1536 blocks for GPT-2's 16K tokens × 12 heads, three waves. */
+ * sums: 1536 blocks for GPT-2's 16K tokens × 12 heads (256 a block ran
+ * 1.13 ms a step on an H100, 128 ran 1.07). */
 #define QK_CHUNK 128
 
 size_t ob_gpu_qk_partials(int rows, int hd) { return (size_t)(rows + QK_CHUNK - 1) / QK_CHUNK * hd; }
