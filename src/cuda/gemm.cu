@@ -4,10 +4,13 @@
 #include <string.h>
 
 #include "cuda/gemm.cuh"
+#include "cuda/gemm_choice.cuh"
 #include "cuda/profile.cuh"
 
 #define PLAN_CACHE 128
 #define WORKSPACE_BYTES (64u << 20)
+#define TUNE_CANDIDATES 32
+#define TUNE_RUNS 20
 
 typedef struct {
     int m, n, k, lda, ldd, batch;
@@ -17,6 +20,7 @@ typedef struct {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc, ld;
     cublasLtMatmulAlgo_t algo;
+    char key[96];   /* every field above: the algorithm table's key */
     char label[48]; /* "M x N x K[ (xB)], bf16|fp32[ +=]" for the profile */
 } plan;
 
@@ -86,6 +90,56 @@ static ob_status set_batch(cublasLtMatrixLayout_t layout, int32_t count, int64_t
     return OB_OK;
 }
 
+static void plan_key(const ob_gemm_args *a, char *key) {
+    snprintf(key, 96, "%d %d %d %d %d %d %lld %lld %lld %d%d%d%d %s", a->m, a->n, a->k, a->lda, a->ldd, a->batch,
+             a->stride_a, a->stride_b, a->stride_d, a->trans_a, a->trans_b, a->alpha_device != NULL, a->beta != 0.0f,
+             a->d_type == CUDA_R_32F ? "fp32" : "bf16");
+}
+
+/* ONEBIT_CUDA_GEMM_TUNE=1: times the heuristic's candidates on the product's
+ * inputs (into a scratch output), keeps the fastest and prints its table line. */
+static ob_status tune_plan(ob_gemm *g, const ob_gemm_args *a, plan *p, const cublasLtMatmulHeuristicResult_t *results,
+                           int found) {
+    size_t ld_d = a->ldd ? a->ldd : a->n, elem = a->d_type == CUDA_R_32F ? 4 : 2;
+    size_t bytes = ((size_t)a->m * ld_d + (size_t)(a->batch > 1 ? a->batch - 1 : 0) * a->stride_d) * elem;
+    ob_gemm_args trial = *a;
+    trial.c = NULL;
+    OB_CUDA_TRY(cudaMalloc(&trial.d, bytes));
+    OB_CUDA_TRY(cudaMemsetAsync(trial.d, 0, bytes, g->stream));
+    cudaEvent_t start, stop;
+    OB_CUDA_TRY(cudaEventCreate(&start));
+    OB_CUDA_TRY(cudaEventCreate(&stop));
+    double best = 1e30, first = 0;
+    int pick = 0;
+    for (int i = 0; i < found; i++) {
+        if (results[i].workspaceSize > WORKSPACE_BYTES || launch(g, &trial, p, &results[i].algo, trial.d, a->beta))
+            continue; /* one it cannot run */
+        cudaEventRecord(start, g->stream);
+        for (int r = 0; r < TUNE_RUNS; r++)
+            launch(g, &trial, p, &results[i].algo, trial.d, a->beta);
+        cudaEventRecord(stop, g->stream);
+        float ms = 0;
+        OB_CUDA_TRY(cudaEventSynchronize(stop));
+        cudaEventElapsedTime(&ms, start, stop);
+        double us = 1e3 * ms / TUNE_RUNS;
+        if (i == 0)
+            first = us;
+        if (us < best) {
+            best = us;
+            pick = i;
+        }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaFree(trial.d);
+    ob_clear_error();
+    p->algo = results[pick].algo;
+    ob_gemm_config c;
+    ob_gemm_describe(&p->algo, &c);
+    ob_gemm_print_config(p->key, &c, best, first);
+    return OB_OK;
+}
+
 /* Row-major D[M,N] = op(A)·op(B) is column-major Dᵀ[N,M] = op(B)ᵀ·op(A)ᵀ: cuBLAS
  * sees B first. A row-major [R,C] matrix is a column-major [C,R] one. */
 static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
@@ -136,17 +190,23 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
                        CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
     OB_CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
                                                        sizeof schemes));
-    /* The heuristic's first choice, always: timing candidates would pick
-     * differently from run to run and break bit-exact resumes. */
-    cublasLtMatmulHeuristicResult_t result;
+    /* The table's choice (gemm_choice.cuh), else the heuristic's first. */
+    cublasLtMatmulHeuristicResult_t results[TUNE_CANDIDATES];
     int found = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref, 1,
-                                                      &result, &found);
+    const char *tune = getenv("ONEBIT_CUDA_GEMM_TUNE");
+    bool tuning = tune && tune[0] == '1';
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref,
+                                                      tuning ? TUNE_CANDIDATES : 1, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
         return ob_error(OB_ERR_DEVICE, "cuBLASLt: no algorithm for a %d x %d x %d product (status %d)", a->m, a->n,
                         a->k, (int)s);
-    p->algo = result.algo;
+    plan_key(a, p->key);
+    ob_gemm_problem problem = {g->handle, p->desc, p->la, p->lb, p->lc, p->ld, p->d_type, WORKSPACE_BYTES};
+    if (tuning)
+        OB_STATUS_TRY(tune_plan(g, a, p, results, found));
+    else if (!ob_gemm_from_table(&problem, p->key, &p->algo))
+        p->algo = results[0].algo;
     char batch[16] = "";
     if (a->batch > 1)
         snprintf(batch, sizeof batch, " (x%d)", a->batch);

@@ -1,0 +1,73 @@
+/* Which cuBLASLt algorithm runs a product (gemm_choice.cuh). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda/gemm_choice.cuh"
+
+/* Measured with `ONEBIT_CUDA_GEMM_TUNE=1 bench_gpu_train --config
+ * configs/gpt2-124m-ternary.json --batch 16 --seq 1024` on one H100 80GB HBM3
+ * (CUDA 13.0): the fastest of the heuristic's first candidates per product. */
+static const ob_gemm_config table[] = {
+#include "cuda/gemm_table.inc"
+};
+
+void ob_gemm_describe(const cublasLtMatmulAlgo_t *algo, ob_gemm_config *c) {
+    memset(c, 0, sizeof *c);
+    size_t n;
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_ID, &c->algo, sizeof c->algo, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &c->tile, sizeof c->tile, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &c->stages, sizeof c->stages, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &c->splitk, sizeof c->splitk, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &c->reduction,
+                                         sizeof c->reduction, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &c->swizzle, sizeof c->swizzle, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &c->custom, sizeof c->custom, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, &c->inner, sizeof c->inner, &n);
+    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &c->cluster, sizeof c->cluster,
+                                         &n);
+}
+
+void ob_gemm_print_config(const char *key, const ob_gemm_config *c, double us, double first_us) {
+    fprintf(stderr, "    {\"%s\", %d, %u, %u, %d, %u, %u, %u, %u, %u}, /* %.1f us, heuristic's first %.1f */\n", key, c->algo,
+           c->tile, c->stages, c->splitk, c->reduction, c->swizzle, c->custom, (unsigned)c->inner,
+           (unsigned)c->cluster, us, first_us);
+}
+
+bool ob_gemm_from_table(const ob_gemm_problem *p, const char *key, cublasLtMatmulAlgo_t *algo) {
+    int dev, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major != 9)
+        return false; /* measured on Hopper */
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        const ob_gemm_config *c = &table[i];
+        if (strcmp(c->key, key) != 0)
+            continue;
+        cublasLtMatmulAlgo_t a;
+        cublasLtMatmulHeuristicResult_t check;
+        bool ok = cublasLtMatmulAlgoInit(p->handle, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF,
+                                         p->d_type, p->d_type, c->algo, &a) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_TILE_ID, &c->tile, sizeof c->tile) ==
+                      CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &c->stages,
+                                                       sizeof c->stages) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &c->splitk,
+                                                       sizeof c->splitk) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &c->reduction,
+                                                       sizeof c->reduction) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &c->swizzle,
+                                                       sizeof c->swizzle) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &c->custom,
+                                                       sizeof c->custom) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, &c->inner,
+                                                       sizeof c->inner) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &c->cluster,
+                                                       sizeof c->cluster) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulAlgoCheck(p->handle, p->desc, p->la, p->lb, p->lc, p->ld, &a, &check) ==
+                      CUBLAS_STATUS_SUCCESS &&
+                  check.workspaceSize <= p->workspace_bytes;
+        if (ok)
+            *algo = a;
+        return ok;
+    }
+    return false;
+}
