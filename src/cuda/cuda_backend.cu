@@ -141,7 +141,7 @@ static ob_status allocate(gpu_backend *g) {
     if (qk_floats > partial_floats)
         partial_floats = qk_floats;
     DALLOC(st->partials, partial_floats);
-    DALLOC(st->sum_partials, 256);
+    DALLOC(st->sum_partials, OB_GPU_SUM_BLOCKS);
     DALLOC(st->sums, 2);
     size_t half = (size_t)st->T * (hd / 2 + 1);
     DALLOC(st->rope_cos, half);

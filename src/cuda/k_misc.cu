@@ -217,37 +217,58 @@ ob_status ob_gpu_add(float *acc, const float *x, size_t n, cudaStream_t s) {
     return OB_OK;
 }
 
-#define SUM_BLOCKS 256
 #define SUM_THREADS 256
 
-__global__ void sum_partials(const float *x, size_t n, double *partials, bool squares) {
+__device__ __forceinline__ double sum_term(float v, bool squares) { return squares ? (double)v * v : (double)v; }
+
+/* Each thread sums every (blocks x threads)-th run of four floats from its
+ * own, then the tail's floats likewise, in a fixed order; enough blocks with
+ * 16-byte loads to keep the memory busy (the gradient norm reads every
+ * gradient: 256 blocks with 4-byte loads read it at a fraction of the
+ * bandwidth). */
+__global__ void __launch_bounds__(SUM_THREADS) sum_partials(const float *x, size_t n, double *partials, bool squares) {
     double acc = 0;
-    for (size_t i = (size_t)blockIdx.x * SUM_THREADS + threadIdx.x; i < n; i += (size_t)SUM_BLOCKS * SUM_THREADS) {
-        double v = x[i];
-        acc += squares ? v * v : v;
+    size_t stride = (size_t)OB_GPU_SUM_BLOCKS * SUM_THREADS, first = (size_t)blockIdx.x * SUM_THREADS + threadIdx.x;
+    size_t runs = (uintptr_t)x % 16 == 0 ? n / 4 : 0;
+    const float4 *x4 = (const float4 *)x;
+    for (size_t i = first; i < runs; i += stride) {
+        float4 v = x4[i];
+        acc += sum_term(v.x, squares) + sum_term(v.y, squares) + sum_term(v.z, squares) + sum_term(v.w, squares);
     }
+    for (size_t i = 4 * runs + first; i < n; i += stride)
+        acc += sum_term(x[i], squares);
     __shared__ double part[SUM_THREADS];
     part[threadIdx.x] = acc;
     __syncthreads();
-    for (int stride = SUM_THREADS / 2; stride > 0; stride >>= 1) {
-        if (threadIdx.x < stride)
-            part[threadIdx.x] += part[threadIdx.x + stride];
+    for (int half = SUM_THREADS / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half)
+            part[threadIdx.x] += part[threadIdx.x + half];
         __syncthreads();
     }
     if (threadIdx.x == 0)
         partials[blockIdx.x] = part[0];
 }
 
-__global__ void sum_finish(double *out, const double *partials) {
+/* The partials in a fixed order: a thread's run, then a tree. */
+__global__ void __launch_bounds__(SUM_THREADS) sum_finish(double *out, const double *partials) {
+    __shared__ double part[SUM_THREADS];
     double t = 0;
-    for (int i = 0; i < SUM_BLOCKS; i++)
+    for (int i = threadIdx.x; i < OB_GPU_SUM_BLOCKS; i += SUM_THREADS)
         t += partials[i];
-    *out = t;
+    part[threadIdx.x] = t;
+    __syncthreads();
+    for (int half = SUM_THREADS / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half)
+            part[threadIdx.x] += part[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        *out = part[0];
 }
 
 ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bool squares, cudaStream_t s) {
-    sum_partials<<<SUM_BLOCKS, SUM_THREADS, 0, s>>>(x, n, partials, squares);
-    sum_finish<<<1, 1, 0, s>>>(out, partials);
+    sum_partials<<<OB_GPU_SUM_BLOCKS, SUM_THREADS, 0, s>>>(x, n, partials, squares);
+    sum_finish<<<1, SUM_THREADS, 0, s>>>(out, partials);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

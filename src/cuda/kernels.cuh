@@ -142,7 +142,9 @@ ob_status ob_gpu_bf16_to_f32(float *out, const bf16 *in, size_t n, cudaStream_t 
 ob_status ob_gpu_residual(float *out, const float *a, const bf16 *b, float scale, size_t n, cudaStream_t s);
 /* acc += x. */
 ob_status ob_gpu_add(float *acc, const float *x, size_t n, cudaStream_t s);
-/* Deterministic sum of n floats (in double) into *out (device). */
+/* Deterministic sum of n floats (or of their squares; in double) into *out
+ * (device), through OB_GPU_SUM_BLOCKS partials. */
+#define OB_GPU_SUM_BLOCKS 1024
 ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bool squares, cudaStream_t s);
 
 /* ---- optimizer ---------------------------------------------------------------- */

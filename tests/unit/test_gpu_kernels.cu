@@ -620,6 +620,39 @@ static void test_adamw(void **state) {
     }
 }
 
+/* Sums and sums of squares against double sums on the host: lengths with and
+ * without a tail after the runs of four, from aligned and unaligned starts,
+ * shorter and longer than one float per thread; repeats are bit-identical. */
+static void test_sum(void **state) {
+    (void)state;
+    double *out, *partials;
+    cudaMalloc(&out, sizeof(double));
+    cudaMalloc(&partials, OB_GPU_SUM_BLOCKS * sizeof(double));
+    for (size_t n : {(size_t)1, (size_t)7, (size_t)1003, (size_t)3000001}) {
+        auto x = randv(n + 1, 1);
+        float *d = dev_f(x);
+        for (int offset = 0; offset < 2; offset++)
+            for (int squares = 0; squares < 2; squares++) {
+                double want = 0, got[2];
+                for (size_t i = 0; i < n; i++)
+                    want += squares ? (double)x[offset + i] * x[offset + i] : (double)x[offset + i];
+                for (int rep = 0; rep < 2; rep++) {
+                    OK(ob_gpu_sum(out, d + offset, n, partials, squares, 0));
+                    if (cudaMemcpy(&got[rep], out, sizeof(double), cudaMemcpyDeviceToHost) != cudaSuccess)
+                        fail_msg("sum of %zu floats failed", n);
+                }
+                if (!(fabs(got[0] - want) <= 1e-12 * (fabs(want) + sqrt((double)n))))
+                    fail_msg("sum%s of %zu floats from offset %d: %.17g, want %.17g", squares ? " of squares" : "", n,
+                             offset, got[0], want);
+                if (memcmp(&got[0], &got[1], sizeof(double)) != 0)
+                    fail_msg("sum of %zu floats differs between two runs", n);
+            }
+        cudaFree(d);
+    }
+    cudaFree(out);
+    cudaFree(partials);
+}
+
 int main(void) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
@@ -631,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_gemm),      cmocka_unit_test(test_norms),         cmocka_unit_test(test_qk_norm_rope),
         cmocka_unit_test(test_attention), cmocka_unit_test(test_ffn),           cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_weight_quantisers), cmocka_unit_test(test_embedding), cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
