@@ -352,6 +352,42 @@ static ob_status gpu_set_moments(ob_backend *b, const float *m, const float *v) 
     return gpu_copy(b, impl(b)->st.mom_v, v, cudaMemcpyHostToDevice);
 }
 
+/* The main stream, and the weight gradients' stream at a lower priority, so
+ * that the blocks of the critical path are scheduled first where both wait. */
+static ob_status create_streams(gpu_state *st) {
+    int least, greatest;
+    OB_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    OB_CUDA_TRY(cudaStreamCreateWithPriority(&st->stream, cudaStreamDefault, greatest));
+    OB_STATUS_TRY(ob_gemm_create(st->stream, &st->gemm));
+    const char *env = getenv("ONEBIT_CUDA_WG_STREAM"); /* "0": on the main stream, for comparisons */
+    if (st->prof.on || (env && strcmp(env, "0") == 0)) { /* the profile times one stream */
+        st->wg_stream = st->stream;
+        st->wg_gemm = st->gemm;
+        return OB_OK;
+    }
+    OB_CUDA_TRY(cudaStreamCreateWithPriority(&st->wg_stream, cudaStreamDefault, least));
+    OB_STATUS_TRY(ob_gemm_create(st->wg_stream, &st->wg_gemm));
+    OB_CUDA_TRY(cudaEventCreateWithFlags(&st->wg_ready, cudaEventDisableTiming));
+    for (int i = 0; i < WG_EVENTS; i++)
+        OB_CUDA_TRY(cudaEventCreateWithFlags(&st->wg_done[i], cudaEventDisableTiming));
+    return OB_OK;
+}
+
+static void destroy_streams(gpu_state *st) {
+    if (st->wg_gemm != st->gemm)
+        ob_gemm_free(st->wg_gemm);
+    ob_gemm_free(st->gemm);
+    if (st->wg_stream && st->wg_stream != st->stream)
+        cudaStreamDestroy(st->wg_stream);
+    if (st->stream)
+        cudaStreamDestroy(st->stream);
+    if (st->wg_ready)
+        cudaEventDestroy(st->wg_ready);
+    for (int i = 0; i < WG_EVENTS; i++)
+        if (st->wg_done[i])
+            cudaEventDestroy(st->wg_done[i]);
+}
+
 static void gpu_destroy(ob_backend *b) {
     gpu_backend *g = impl(b);
     if (g) {
@@ -364,12 +400,10 @@ static void gpu_destroy(ob_backend *b) {
             cudaFree(g->allocs[i]);
         free(g->allocs);
         ob_gpu_dist_free(st);
-        ob_gemm_free(st->gemm);
         ob_gpu_wquant_free(st->wq);
         free(st->layer_begin);
         free(st->layer_end);
-        if (st->stream)
-            cudaStreamDestroy(st->stream);
+        destroy_streams(st);
         free(st->layers);
         free(st->matrix_of);
         free(st->host_order);
@@ -443,10 +477,10 @@ extern "C" ob_status ob_cuda_backend_create(int device, const ob_model *m, int m
     st->T = max_seq;
     ob_gpu_profile_init(&st->prof);
     ob_status s = OB_OK;
-    if (cudaSetDevice(device) != cudaSuccess || cudaStreamCreate(&st->stream) != cudaSuccess)
-        s = ob_error(OB_ERR_DEVICE, "device 'cuda:%d': cannot create a stream", device);
+    if (cudaSetDevice(device) != cudaSuccess)
+        s = ob_error(OB_ERR_DEVICE, "device 'cuda:%d': cannot be selected", device);
     if (s == OB_OK)
-        s = ob_gemm_create(st->stream, &st->gemm);
+        s = create_streams(st);
     if (s == OB_OK)
         s = allocate(g);
     if (s == OB_OK)
@@ -470,7 +504,7 @@ extern "C" ob_status ob_cuda_backend_create(int device, const ob_model *m, int m
         gpu_destroy(b);
         return s;
     }
-    b->device_bytes = g->bytes + ob_gemm_workspace_bytes();
+    b->device_bytes = g->bytes + ob_gemm_workspace_bytes() * (st->wg_gemm != st->gemm ? 2 : 1);
     ob_log(OB_LOG_DEBUG, "cuda:%d: %.1f MB allocated for batch %d x %d", device, (double)g->bytes / 1e6, max_batch,
            max_seq);
     *out = b;

@@ -64,10 +64,11 @@ static ob_status linear_forward(const pass *p, int idx, int out, const bf16 *x, 
     return OB_OK;
 }
 
-/* dx (bf16, = or +=) of one linear, or of `out` rows of fused linears; dy's
- * rows have stride dy_ld (0: dense). */
-static ob_status input_grad(const pass *p, int idx, int out, const bf16 *dy, int dy_ld, int n, bf16 *dx,
-                            bool accumulate) {
+/* dx (bf16, = or +=) of one linear, or of `out` rows of fused linears, through
+ * `gemm` (the main or the weight gradients' stream); dy's rows have stride
+ * dy_ld (0: dense). */
+static ob_status input_grad(const pass *p, ob_gemm *gemm, int idx, int out, const bf16 *dy, int dy_ld, int n,
+                            bf16 *dx, bool accumulate) {
     gpu_state *st = p->st;
     const ob_param *prm = param(p, idx);
     int in = prm->cols;
@@ -75,15 +76,54 @@ static ob_status input_grad(const pass *p, int idx, int out, const bf16 *dy, int
     a.lda = dy_ld;
     a.alpha_device = scale_of(p, idx, false);
     a.beta = accumulate ? 1.0f : 0.0f;
-    OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
+    OB_STATUS_TRY(ob_gemm_run(gemm, &a));
     if (arenas(p, prm)) {
         ob_gemm_args b = ob_gemm_dyw(dx, CUDA_R_16BF, dy, st->wc + prm->offset, n, in, out);
         b.lda = dy_ld;
         b.alpha = p->step->arenas;
         b.beta = 1.0f;
-        OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
+        OB_STATUS_TRY(ob_gemm_run(gemm, &b));
     }
     return OB_OK;
+}
+
+/* The weight gradients' stream (cuda_state.cuh) starts on what the main
+ * stream has queued so far: called before a layer's input-gradient product,
+ * so that its weight gradient may run beside it. */
+static ob_status wg_begin(const pass *p) {
+    gpu_state *st = p->st;
+    if (st->wg_stream == st->stream)
+        return OB_OK;
+    OB_CUDA_TRY(cudaEventRecord(st->wg_ready, st->stream));
+    OB_CUDA_TRY(cudaStreamWaitEvent(st->wg_stream, st->wg_ready, 0));
+    return OB_OK;
+}
+
+/* Marks the weight gradients queued so far (NULL when they share the main
+ * stream). */
+static ob_status wg_mark(const pass *p, cudaEvent_t *e) {
+    gpu_state *st = p->st;
+    *e = NULL;
+    if (st->wg_stream == st->stream)
+        return OB_OK;
+    *e = st->wg_done[st->wg_next++ % WG_EVENTS];
+    OB_CUDA_TRY(cudaEventRecord(*e, st->wg_stream));
+    return OB_OK;
+}
+
+/* The main stream waits for the weight gradients up to a mark: before it
+ * overwrites a buffer they read, or uses the gradients. */
+static ob_status wg_wait(const pass *p, cudaEvent_t e) {
+    if (e)
+        OB_CUDA_TRY(cudaStreamWaitEvent(p->st->stream, e, 0));
+    return OB_OK;
+}
+
+/* The main stream waits for every weight gradient queued so far. */
+static ob_status wg_wait_all(const pass *p) {
+    cudaEvent_t e;
+    OB_STATUS_TRY(wg_mark(p, &e));
+    return wg_wait(p, e);
 }
 
 /* Makes a weight-gradient product a strided batch over `batch` matrices stored
@@ -111,17 +151,20 @@ static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, con
     g.lda = dy_ld;
     g.beta = 1.0f;
     batch_of(&g, batch, dy_stride, prm);
+    /* On the weight gradients' stream, but for the soft regime's, whose
+     * backward works in the main stream's scratch. */
+    ob_gemm *gemm = soft(p, prm) ? st->gemm : st->wg_gemm;
     if (soft(p, prm)) {
         g.d = st->scratch;
         g.beta = 0.0f;
-        OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
+        OB_STATUS_TRY(ob_gemm_run(gemm, &g));
         OB_STATUS_TRY(ob_gpu_soft_backward(st->wq, st->matrix_of[idx], st->params, st->scratch, st->grads, st->stats,
                                            c->use_dynamic_threshold, (float)c->latent_clamp_max,
                                            p->step->sharpness, st->stream));
     } else {
         if (quantised(p, prm))
             g.alpha = (float)c->ste_scale_factor;
-        OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
+        OB_STATUS_TRY(ob_gemm_run(gemm, &g));
     }
     if (arenas(p, prm)) {
         ob_gemm_args b = ob_gemm_dytx(dw, CUDA_R_32F, dy, x, n, in, out);
@@ -129,7 +172,7 @@ static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, con
         b.alpha = p->step->arenas;
         b.beta = 1.0f;
         batch_of(&b, batch, dy_stride, prm);
-        OB_STATUS_TRY(ob_gemm_run(st->gemm, &b));
+        OB_STATUS_TRY(ob_gemm_run(gemm, &b));
     }
     return OB_OK;
 }
@@ -138,8 +181,9 @@ static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, con
 static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld,
                                  int n, bf16 *dx, bool accumulate) {
     int out = param(p, idx)->rows;
+    OB_STATUS_TRY(wg_begin(p));
     if (dx)
-        OB_STATUS_TRY(input_grad(p, idx, out, dy, dy_ld, n, dx, accumulate));
+        OB_STATUS_TRY(input_grad(p, p->st->gemm, idx, out, dy, dy_ld, n, dx, accumulate));
     return weight_grad(p, idx, out, x, xq, dy, dy_ld, n, 1, 0);
 }
 
@@ -181,11 +225,12 @@ static ob_status linears_forward(const pass *p, const int *idx, int count, const
 static ob_status linears_backward(const pass *p, const int *idx, int count, const bf16 *x, const bf16 *xq, int n,
                                   const bf16 *const *dy, int dy_ld, bf16 *dx) {
     int fused = fused_rows(p, idx, count);
+    OB_STATUS_TRY(wg_begin(p));
     if (fused)
-        OB_STATUS_TRY(input_grad(p, idx[0], fused, dy[0], dy_ld, n, dx, false));
+        OB_STATUS_TRY(input_grad(p, p->st->gemm, idx[0], fused, dy[0], dy_ld, n, dx, false));
     else
         for (int i = 0; i < count; i++)
-            OB_STATUS_TRY(input_grad(p, idx[i], param(p, idx[i])->rows, dy[i], dy_ld, n, dx, i > 0));
+            OB_STATUS_TRY(input_grad(p, p->st->gemm, idx[i], param(p, idx[i])->rows, dy[i], dy_ld, n, dx, i > 0));
     if (fused && !soft(p, param(p, idx[0]))) {
         /* Matrices of one shape as a strided batch: cuBLASLt runs Q, K and V's
          * 768 x 768 x 16384 weight gradients so at about 650 TFLOP/s, as one
@@ -300,6 +345,8 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     if (act_bits(p, param(p, pd)) && !keeps_hq(p, pd))
         OB_STATUS_TRY(ob_gpu_act_quant(hq, a->h, N, F, act_bits(p, param(p, pd)), s));
     OB_STATUS_TRY(linear_backward(p, pd, a->h, hq, st->dtmp, 0, N, st->df1, false));
+    cudaEvent_t down_done, o_done; /* the norms below overwrite the dtmp these read */
+    OB_STATUS_TRY(wg_mark(p, &down_done));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
     MARK("bwd ffn act");
     OB_STATUS_TRY(ob_gpu_ffn_backward(st->df2, st->df3, st->df1, a->u, a->g, st->ffn_ld, N, F, act, s));
@@ -308,6 +355,7 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     const bf16 *dffn[2] = {act == 2 ? st->df3 : st->df2, st->df2};
     OB_STATUS_TRY(linears_backward(p, ffn, act == 2 ? 2 : 1, a->n2, a->x2q, N, dffn, (int)st->ffn_ld, st->dn));
     MARK("bwd norm");
+    OB_STATUS_TRY(wg_wait(p, down_done));
     OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->dtmp, r, st->grads + param(p, lp->post_norm)->offset,
                                        st->partials, st->dn, a->a, st->params + param(p, lp->post_norm)->offset,
                                        a->mean2, a->rstd2, N, H, ln, s));
@@ -316,6 +364,7 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     if (act_bits(p, param(p, po)))
         OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), s));
     OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, st->dtmp, 0, N, st->dn, false));
+    OB_STATUS_TRY(wg_mark(p, &o_done));
     MARK("bwd attention");
     ob_qkv_ld lds = {(size_t)H, (size_t)nkv * hd, st->qkv_ld};
     OB_STATUS_TRY(ob_gpu_attention_backward(st->dq, st->dk, st->dv, st->dn, a->o, a->lse, a->q, a->k, a->v, lds,
@@ -334,6 +383,7 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     MARK("bwd gemm qkv");
     OB_STATUS_TRY(linears_backward(p, qkv, 3, a->n1, a->x1q, N, dqkv, (int)st->qkv_ld, st->dn));
     MARK("bwd norm");
+    OB_STATUS_TRY(wg_wait(p, o_done));
     return ob_gpu_norm_backward(st->dres, true, l > 0 ? st->dtmp : NULL, r,
                                 st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn, a->x,
                                 st->params + param(p, lp->input_norm)->offset, a->mean1, a->rstd1, N, H, ln, s);
@@ -343,7 +393,10 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
  * logits are bf16 (as under PyTorch's autocast: half the bytes of fp32 to write
  * and read), or fp32 when the caller wants them. The cross-entropy turns each
  * chunk's logits into their bf16 gradient in place (rows of stride 2·ld bf16
- * either way), which the backward products read there. */
+ * either way), which the backward products read there. Where those products
+ * run on the weight gradients' stream, two chunks are in flight: chunk i's
+ * bf16 logits take half i % 2 of each row, so that a chunk's cross-entropy
+ * (memory-bound) runs beside the previous chunk's products. */
 static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
     gpu_state *st = p->st;
     const ob_model *m = st->m;
@@ -352,21 +405,25 @@ static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
     int ld = (int)st->logits_ld, dld = 2 * ld;
     const ob_param *hp = param(p, hidx);
     const bf16 *xin = input_of(p, hidx, st->nf, st->nfq);
-    const bf16 *dlogits = (const bf16 *)st->logits;
     bool wide = st->host_logits != NULL;
+    bool overlap = train && !wide && !soft(p, hp) && st->wg_stream != st->stream;
+    cudaEvent_t half_free[2] = {NULL, NULL}, dx_done = NULL;
     cudaDataType zt = wide ? CUDA_R_32F : CUDA_R_16BF;
     int zld = wide ? ld : dld;
     cudaStream_t s = st->stream;
-    for (int r0 = 0; r0 < N; r0 += st->chunk) {
+    for (int r0 = 0, i = 0; r0 < N; r0 += st->chunk, i++) {
         int rows = N - r0 < st->chunk ? N - r0 : st->chunk;
         const bf16 *xr = xin + (size_t)r0 * H, *nr = st->nf + (size_t)r0 * H;
+        bf16 *z = (bf16 *)st->logits + (overlap ? (size_t)(i % 2) * ld : 0);
         MARK("head product");
-        ob_gemm_args a = ob_gemm_xwt(st->logits, zt, xr, st->w_eff + hp->offset, rows, H, V);
+        /* The products of the chunk before that used these logits read them. */
+        OB_STATUS_TRY(overlap ? wg_wait(p, half_free[i % 2]) : wg_wait_all(p));
+        ob_gemm_args a = ob_gemm_xwt(z, zt, xr, st->w_eff + hp->offset, rows, H, V);
         a.ldd = zld;
         a.alpha_device = scale_of(p, hidx, false);
         OB_STATUS_TRY(ob_gemm_run(st->gemm, &a));
         if (arenas(p, hp)) {
-            ob_gemm_args b = ob_gemm_xwt(st->logits, zt, nr, st->wc + hp->offset, rows, H, V);
+            ob_gemm_args b = ob_gemm_xwt(z, zt, nr, st->wc + hp->offset, rows, H, V);
             b.ldd = zld;
             b.alpha = p->step->arenas;
             b.beta = 1.0f;
@@ -382,39 +439,37 @@ static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
             OB_STATUS_TRY(ob_gpu_cross_entropy(st->logits, (size_t)ld, train, st->row_loss + r0, st->row_plain + r0,
                                                st->targets + r0, rows, V, eps, gs, s));
         else
-            OB_STATUS_TRY(ob_gpu_cross_entropy((bf16 *)st->logits, (size_t)dld, train, st->row_loss + r0,
-                                               st->row_plain + r0, st->targets + r0, rows, V, eps, gs, s));
+            OB_STATUS_TRY(ob_gpu_cross_entropy(z, (size_t)dld, train, st->row_loss + r0, st->row_plain + r0,
+                                               st->targets + r0, rows, V, eps, gs, s));
         if (!train)
             continue;
         MARK("head backward products");
-        if (soft(p, hp)) {
+        bf16 *dnr = st->dn + (size_t)r0 * H;
+        if (overlap) {
+            OB_STATUS_TRY(wg_begin(p));
+            OB_STATUS_TRY(input_grad(p, st->wg_gemm, hidx, V, z, dld, rows, dnr, false));
+            OB_STATUS_TRY(wg_mark(p, &dx_done));
+            OB_STATUS_TRY(weight_grad(p, hidx, V, nr, xr, z, dld, rows, 1, 0));
+            OB_STATUS_TRY(wg_mark(p, &half_free[i % 2]));
+        } else if (soft(p, hp)) {
             /* The soft backward needs the whole dL/dWq: gather it over the chunks. */
-            ob_gemm_args d =
-                ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, dlogits, st->w_eff + hp->offset, rows, H, V);
-            d.lda = dld;
-            d.alpha_device = scale_of(p, hidx, false);
-            OB_STATUS_TRY(ob_gemm_run(st->gemm, &d));
+            OB_STATUS_TRY(input_grad(p, st->gemm, hidx, V, z, dld, rows, dnr, false));
             if (arenas(p, hp)) {
-                ob_gemm_args e =
-                    ob_gemm_dyw(st->dn + (size_t)r0 * H, CUDA_R_16BF, dlogits, st->wc + hp->offset, rows, H, V);
-                e.lda = dld;
-                e.alpha = p->step->arenas;
-                e.beta = 1.0f;
-                OB_STATUS_TRY(ob_gemm_run(st->gemm, &e));
-                ob_gemm_args f = ob_gemm_dytx(st->grads + hp->offset, CUDA_R_32F, dlogits, nr, rows, H, V);
+                ob_gemm_args f = ob_gemm_dytx(st->grads + hp->offset, CUDA_R_32F, z, nr, rows, H, V);
                 f.lda = dld;
                 f.alpha = p->step->arenas;
                 f.beta = 1.0f;
                 OB_STATUS_TRY(ob_gemm_run(st->gemm, &f));
             }
-            ob_gemm_args g = ob_gemm_dytx(st->scratch, CUDA_R_32F, dlogits, xr, rows, H, V);
+            ob_gemm_args g = ob_gemm_dytx(st->scratch, CUDA_R_32F, z, xr, rows, H, V);
             g.lda = dld;
             g.beta = r0 ? 1.0f : 0.0f;
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
         } else {
-            OB_STATUS_TRY(linear_backward(p, hidx, nr, xr, dlogits, dld, rows, st->dn + (size_t)r0 * H, false));
+            OB_STATUS_TRY(linear_backward(p, hidx, nr, xr, z, dld, rows, dnr, false));
         }
     }
+    OB_STATUS_TRY(wg_wait(p, dx_done)); /* dL/dnf, for the final norm's backward */
     MARK("head + loss, rest");
     if (train && soft(p, hp))
         OB_STATUS_TRY(ob_gpu_soft_backward(st->wq, st->matrix_of[hidx], st->params, st->scratch, st->grads, st->stats,
@@ -522,10 +577,13 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
                                            !c->use_subln, s));
         for (int l = L - 1; l >= 0; l--) {
             OB_STATUS_TRY(layer_backward(&p, l, B, T));
-            if (st->reduce) /* this layer's gradients are final: sum them over the processes now */
+            if (st->reduce) { /* this layer's gradients are final: sum them over the processes now */
+                OB_STATUS_TRY(wg_wait_all(&p));
                 OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_begin[l], st->layer_end[l]));
+            }
         }
         ob_gpu_profile_mark(&st->prof, s, "embedding backward, mask");
+        OB_STATUS_TRY(wg_wait_all(&p));
         OB_STATUS_TRY(embed_backward(&p, B, T, distinct));
         if (!fp)
             OB_STATUS_TRY(ob_gpu_mask_clamped(st->wq, st->params, st->grads, (float)c->latent_clamp_max, s));

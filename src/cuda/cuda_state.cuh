@@ -12,6 +12,8 @@ extern "C" {
 #include "onebit/dist.h"
 }
 
+#define WG_EVENTS 8
+
 typedef struct {
     float *x, *a;                       /* residual entering the layer, after attention [N,H] */
     float *mean1, *rstd1, *mean2, *rstd2;
@@ -33,6 +35,14 @@ typedef struct {
     int B, T;               /* capacity */
     cudaStream_t stream;
     ob_gemm *gemm;
+    /* Weight gradients run on wg_stream (products through wg_gemm) beside the
+     * rest of the backward pass, which waits for them (wg_done, a ring) only
+     * before it overwrites what they read and before the gradients are used.
+     * When profiling, wg_stream and wg_gemm are stream and gemm. */
+    cudaStream_t wg_stream;
+    ob_gemm *wg_gemm;
+    cudaEvent_t wg_ready, wg_done[WG_EVENTS];
+    int wg_next;
     ob_gpu_wquant *wq;
     int *matrix_of;          /* parameter index → quantiser matrix index (-1: a vector) */
     float *params, *grads, *mom_m, *mom_v; /* fp32, model layout */
