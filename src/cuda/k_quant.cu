@@ -23,6 +23,7 @@ struct ob_gpu_wquant {
     int num_blocks;
     int *first_block_h, *first_block_d; /* [count + 1]: blocks of matrix i */
     double *partials;                   /* [num_blocks][2] */
+    int *beyond;                        /* [num_blocks]: a weight beyond the clamp (last statistics pass) */
     double *soft_partials;              /* [largest matrix's blocks + 1][4] */
     int max_rows;
     bool has_rowwise; /* any eightbit/fourbit matrix */
@@ -75,6 +76,10 @@ ob_status ob_gpu_wquant_create(const ob_gpu_matrix *mats, int count, ob_gpu_wqua
     if (e == cudaSuccess)
         e = cudaMalloc(&q->soft_partials, (size_t)(most + 1) * 4 * sizeof(double));
     if (e == cudaSuccess)
+        e = cudaMalloc(&q->beyond, (size_t)(nb ? nb : 1) * sizeof(int));
+    if (e == cudaSuccess) /* until a statistics pass has looked: every block */
+        e = cudaMemset(q->beyond, 1, (size_t)(nb ? nb : 1) * sizeof(int));
+    if (e == cudaSuccess)
         e = cudaMemcpy(q->mats_d, mats, (size_t)count * sizeof *mats, cudaMemcpyHostToDevice);
     if (e == cudaSuccess)
         e = cudaMemcpy(q->blocks_d, blocks, (size_t)nb * sizeof *blocks, cudaMemcpyHostToDevice);
@@ -94,6 +99,7 @@ void ob_gpu_wquant_free(ob_gpu_wquant *q) {
     cudaFree(q->first_block_d);
     cudaFree(q->partials);
     cudaFree(q->soft_partials);
+    cudaFree(q->beyond);
     free(q->mats_h);
     free(q->first_block_h);
     free(q);
@@ -139,17 +145,23 @@ __device__ __forceinline__ void each_value(const float *m, const qblock &b, F f)
     }
 }
 
-/* Pass 1: Σ|c| and Σc per block. */
+/* Pass 1: Σ|c| and Σc per block, and whether a weight lies beyond the clamp
+ * (mask_clamped skips the blocks where none does: AdamW keeps them within). */
 __global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const qblock *blocks, float clamp,
-                              double *partials) {
+                              double *partials, int *beyond) {
     qblock b = blocks[blockIdx.x];
     const float *m = w + mats[b.matrix].offset;
     double sa = 0, s = 0;
+    bool out = false;
     each_value(m, b, [&](int64_t, float x) {
         float c = clampf(x, clamp);
+        out |= fabsf(x) > clamp;
         sa += fabsf(c);
         s += c;
     });
+    out = __syncthreads_or(out);
+    if (threadIdx.x == 0)
+        beyond[blockIdx.x] = out;
     sa = block_sum_d(sa);
     s = block_sum_d(s);
     if (threadIdx.x == 0) {
@@ -311,7 +323,7 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
     if (changed)
         OB_CUDA_TRY(cudaMemcpyAsync(q->mats_d, q->mats_h, (size_t)q->count * sizeof *q->mats_h,
                                     cudaMemcpyHostToDevice, s));
-    stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials);
+    stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials, q->beyond);
     stats_finish_beta<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
                                                                         q->count, stats);
     if (dynamic) /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
@@ -421,20 +433,21 @@ ob_status ob_gpu_soft_backward(ob_gpu_wquant *q, int index, const float *w, cons
 }
 
 __global__ void mask_clamped(const float *w, float *grads, const ob_gpu_matrix *mats, const qblock *blocks,
-                             float clamp) {
+                             const int *beyond, float clamp) {
     qblock b = blocks[blockIdx.x];
     const ob_gpu_matrix mat = mats[b.matrix];
-    if (mat.mode == OB_MODE_F16)
+    if (mat.mode == OB_MODE_F16 || !beyond[blockIdx.x])
         return;
-    for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS)
-        if (fabsf(w[mat.offset + i]) > clamp)
+    each_value(w + mat.offset, b, [&](int64_t i, float x) {
+        if (fabsf(x) > clamp)
             grads[mat.offset + i] = 0.0f;
+    });
 }
 
 ob_status ob_gpu_mask_clamped(ob_gpu_wquant *q, const float *w, float *grads, float clamp, cudaStream_t s) {
     if (!q->num_blocks)
         return OB_OK;
-    mask_clamped<<<q->num_blocks, QTHREADS, 0, s>>>(w, grads, q->mats_d, q->blocks_d, clamp);
+    mask_clamped<<<q->num_blocks, QTHREADS, 0, s>>>(w, grads, q->mats_d, q->blocks_d, q->beyond, clamp);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

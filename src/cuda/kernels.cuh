@@ -50,7 +50,8 @@ ob_status ob_gpu_soft_backward(ob_gpu_wquant *q, int index, const float *w, cons
                                const ob_gpu_qstats *stats, bool dynamic_threshold, float clamp, float sharpness,
                                cudaStream_t s);
 /* Zeroes gradient entries whose latent weight is beyond the clamp, for every
- * quantised matrix. */
+ * quantised matrix; looks only where the last ob_gpu_wquant_run (over the same
+ * weights) saw such a weight. */
 ob_status ob_gpu_mask_clamped(ob_gpu_wquant *q, const float *w, float *grads, float clamp, cudaStream_t s);
 
 /* ---- normalisation and activations ------------------------------------------ */

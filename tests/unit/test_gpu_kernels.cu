@@ -540,6 +540,40 @@ static void test_weight_quantisers(void **state) {
     check_weight_quant(OB_MODE_BINARY, true, true);
 }
 
+/* Gradients of weights beyond the clamp are zeroed in quantised matrices
+ * only: one ternary matrix with such weights, one without (its block is
+ * skipped), an f16 matrix with them (left alone). */
+static void test_mask_clamped(void **state) {
+    (void)state;
+    float clamp = 0.08f;
+    ob_gpu_matrix mats[3] = {{0, 40, 64, OB_MODE_TERNARY, 0, 0},
+                             {2560, 40, 64, OB_MODE_TERNARY, 0, 0},
+                             {5120, 40, 64, OB_MODE_F16, 0, 0}};
+    size_t total = 7680;
+    auto w = randv(total, 0.05f), g = randv(total, 1);
+    for (size_t i = 2560; i < 5120; i++)
+        w[i] = fminf(fmaxf(w[i], -clamp), clamp);
+    float *dw = dev_f(w), *dg = dev_f(g);
+    bf16 *weff = dev<bf16>(total);
+    ob_gpu_qstats *stats = dev<ob_gpu_qstats>(3);
+    ob_gpu_wquant *q;
+    OK(ob_gpu_wquant_create(mats, 3, &q));
+    OK(ob_gpu_wquant_run(q, dw, weff, NULL, stats, false, clamp, 1.0f, true, false, 1.0f, 0));
+    OK(ob_gpu_mask_clamped(q, dw, dg, clamp, 0));
+    auto got = host_f(dg, total);
+    size_t zeroed = 0;
+    for (size_t i = 0; i < total; i++) {
+        float want = i < 5120 && fabsf(w[i]) > clamp ? 0.0f : g[i];
+        zeroed += want == 0.0f;
+        if (got[i] != want)
+            fail_msg("masked gradient %zu: %g, want %g (weight %g)", i, got[i], want, w[i]);
+    }
+    assert_true(zeroed > 100);
+    ob_gpu_wquant_free(q);
+    for (void *p : {(void *)dw, (void *)dg, (void *)weff, (void *)stats})
+        cudaFree(p);
+}
+
 static void test_embedding(void **state) {
     (void)state;
     int V = 50, H = 24, B = 3, T = 7, N = B * T;
@@ -661,9 +695,11 @@ int main(void) {
     }
     ob_rng_seed(&rng, tu_seed("test_gpu_kernels"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_norms),         cmocka_unit_test(test_qk_norm_rope),
-        cmocka_unit_test(test_attention), cmocka_unit_test(test_ffn),           cmocka_unit_test(test_cross_entropy),
-        cmocka_unit_test(test_weight_quantisers), cmocka_unit_test(test_embedding), cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_gemm),          cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_qk_norm_rope),  cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_ffn),           cmocka_unit_test(test_cross_entropy),
+        cmocka_unit_test(test_weight_quantisers), cmocka_unit_test(test_mask_clamped),
+        cmocka_unit_test(test_embedding),     cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
