@@ -227,7 +227,8 @@ static void test_norms(void **state) {
     (void)state;
     check_norms(67, 200);
     check_norms(9000, 40);
-    check_norms(67, 768); /* the row in registers */
+    check_norms(67, 768); /* rows in registers */
+    check_norms(67, 1024);
 }
 
 /* Head sizes whose hd/8 divides 32 take the 16-byte kernels, others (12) the
@@ -380,7 +381,7 @@ static void test_attention(void **state) {
 static void test_ffn(void **state) {
     (void)state;
     int n = 33;
-    for (int f : {96, 100, 1024, 2048}) { /* eight elements a lane or one; whole rows in registers */
+    for (int f : {96, 100, 1024, 2048, 3072}) { /* eight elements a lane or one; whole rows in registers */
         for (int act = 0; act < 3; act++) {
             size_t cnt = (size_t)n * f, ld = act == 2 ? 2 * f : f;
             auto u = rounded(randv(cnt, 2)), g = rounded(randv(cnt, 2)), dh = rounded(randv(cnt, 1));
