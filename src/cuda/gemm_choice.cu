@@ -1,4 +1,5 @@
 /* Which cuBLASLt algorithm runs a product (gemm_choice.cuh). */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,26 +12,33 @@ static const ob_gemm_config table[] = {
 #include "cuda/gemm_table.inc"
 };
 
+/* The configuration attributes the table sets (the algorithm id is given to
+ * cublasLtMatmulAlgoInit), with where they live in an ob_gemm_config. */
+typedef struct {
+    cublasLtMatmulAlgoConfigAttributes_t attr;
+    size_t offset, size;
+} config_field;
+
+#define FIELD(attr, member) {attr, offsetof(ob_gemm_config, member), sizeof(((ob_gemm_config *)0)->member)}
+static const config_field fields[] = {
+    FIELD(CUBLASLT_ALGO_CONFIG_TILE_ID, tile),           FIELD(CUBLASLT_ALGO_CONFIG_STAGES_ID, stages),
+    FIELD(CUBLASLT_ALGO_CONFIG_SPLITK_NUM, splitk),      FIELD(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, reduction),
+    FIELD(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, swizzle),  FIELD(CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, custom),
+    FIELD(CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, inner),   FIELD(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, cluster),
+};
+
 void ob_gemm_describe(const cublasLtMatmulAlgo_t *algo, ob_gemm_config *c) {
     memset(c, 0, sizeof *c);
     size_t n;
     cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_ID, &c->algo, sizeof c->algo, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &c->tile, sizeof c->tile, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &c->stages, sizeof c->stages, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &c->splitk, sizeof c->splitk, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &c->reduction,
-                                         sizeof c->reduction, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &c->swizzle, sizeof c->swizzle, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &c->custom, sizeof c->custom, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, &c->inner, sizeof c->inner, &n);
-    cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &c->cluster, sizeof c->cluster,
-                                         &n);
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        cublasLtMatmulAlgoConfigGetAttribute(algo, fields[i].attr, (char *)c + fields[i].offset, fields[i].size, &n);
 }
 
 void ob_gemm_print_config(const char *key, const ob_gemm_config *c, double us, double first_us) {
-    fprintf(stderr, "    {\"%s\", %d, %u, %u, %d, %u, %u, %u, %u, %u}, /* %.1f us, heuristic's first %.1f */\n", key, c->algo,
-           c->tile, c->stages, c->splitk, c->reduction, c->swizzle, c->custom, (unsigned)c->inner,
-           (unsigned)c->cluster, us, first_us);
+    fprintf(stderr, "    {\"%s\", %d, %u, %u, %d, %u, %u, %u, %u, %u}, /* %.1f us, heuristic's first %.1f */\n",
+            key, c->algo, c->tile, c->stages, c->splitk, c->reduction, c->swizzle, c->custom, (unsigned)c->inner,
+            (unsigned)c->cluster, us, first_us);
 }
 
 bool ob_gemm_from_table(const ob_gemm_problem *p, const char *key, cublasLtMatmulAlgo_t *algo) {
@@ -45,26 +53,13 @@ bool ob_gemm_from_table(const ob_gemm_problem *p, const char *key, cublasLtMatmu
         cublasLtMatmulAlgo_t a;
         cublasLtMatmulHeuristicResult_t check;
         bool ok = cublasLtMatmulAlgoInit(p->handle, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF,
-                                         p->d_type, p->d_type, c->algo, &a) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_TILE_ID, &c->tile, sizeof c->tile) ==
-                      CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &c->stages,
-                                                       sizeof c->stages) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &c->splitk,
-                                                       sizeof c->splitk) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &c->reduction,
-                                                       sizeof c->reduction) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &c->swizzle,
-                                                       sizeof c->swizzle) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &c->custom,
-                                                       sizeof c->custom) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, &c->inner,
-                                                       sizeof c->inner) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &c->cluster,
-                                                       sizeof c->cluster) == CUBLAS_STATUS_SUCCESS &&
-                  cublasLtMatmulAlgoCheck(p->handle, p->desc, p->la, p->lb, p->lc, p->ld, &a, &check) ==
-                      CUBLAS_STATUS_SUCCESS &&
-                  check.workspaceSize <= p->workspace_bytes;
+                                         p->d_type, p->d_type, c->algo, &a) == CUBLAS_STATUS_SUCCESS;
+        for (size_t f = 0; ok && f < sizeof fields / sizeof *fields; f++)
+            ok = cublasLtMatmulAlgoConfigSetAttribute(&a, fields[f].attr, (const char *)c + fields[f].offset,
+                                                      fields[f].size) == CUBLAS_STATUS_SUCCESS;
+        ok = ok && cublasLtMatmulAlgoCheck(p->handle, p->desc, p->la, p->lb, p->lc, p->ld, &a, &check) ==
+                       CUBLAS_STATUS_SUCCESS &&
+             check.workspaceSize <= p->workspace_bytes;
         if (ok)
             *algo = a;
         return ok;

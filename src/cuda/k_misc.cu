@@ -221,6 +221,19 @@ ob_status ob_gpu_add(float *acc, const float *x, size_t n, cudaStream_t s) {
 
 __device__ __forceinline__ double sum_term(float v, bool squares) { return squares ? (double)v * v : (double)v; }
 
+/* The block's values summed as a fixed tree (the total in thread 0). */
+__device__ __forceinline__ double block_tree_sum(double v) {
+    __shared__ double part[SUM_THREADS];
+    part[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = SUM_THREADS / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half)
+            part[threadIdx.x] += part[threadIdx.x + half];
+        __syncthreads();
+    }
+    return part[0];
+}
+
 /* Each thread sums every (blocks x threads)-th run of four floats from its
  * own, then the tail's floats likewise, in a fixed order; enough blocks with
  * 16-byte loads to keep the memory busy (the gradient norm reads every
@@ -237,33 +250,19 @@ __global__ void __launch_bounds__(SUM_THREADS) sum_partials(const float *x, size
     }
     for (size_t i = 4 * runs + first; i < n; i += stride)
         acc += sum_term(x[i], squares);
-    __shared__ double part[SUM_THREADS];
-    part[threadIdx.x] = acc;
-    __syncthreads();
-    for (int half = SUM_THREADS / 2; half > 0; half >>= 1) {
-        if (threadIdx.x < half)
-            part[threadIdx.x] += part[threadIdx.x + half];
-        __syncthreads();
-    }
+    acc = block_tree_sum(acc);
     if (threadIdx.x == 0)
-        partials[blockIdx.x] = part[0];
+        partials[blockIdx.x] = acc;
 }
 
 /* The partials in a fixed order: a thread's run, then a tree. */
 __global__ void __launch_bounds__(SUM_THREADS) sum_finish(double *out, const double *partials) {
-    __shared__ double part[SUM_THREADS];
     double t = 0;
     for (int i = threadIdx.x; i < OB_GPU_SUM_BLOCKS; i += SUM_THREADS)
         t += partials[i];
-    part[threadIdx.x] = t;
-    __syncthreads();
-    for (int half = SUM_THREADS / 2; half > 0; half >>= 1) {
-        if (threadIdx.x < half)
-            part[threadIdx.x] += part[threadIdx.x + half];
-        __syncthreads();
-    }
+    t = block_tree_sum(t);
     if (threadIdx.x == 0)
-        *out = part[0];
+        *out = t;
 }
 
 ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bool squares, cudaStream_t s) {
