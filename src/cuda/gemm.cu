@@ -90,8 +90,8 @@ static ob_status set_batch(cublasLtMatrixLayout_t layout, int32_t count, int64_t
     return OB_OK;
 }
 
-static void plan_key(const ob_gemm_args *a, char *key) {
-    snprintf(key, 96, "%d %d %d %d %d %d %lld %lld %lld %d%d%d%d %s", a->m, a->n, a->k, a->lda, a->ldd, a->batch,
+static void plan_key(const ob_gemm_args *a, char *key, size_t size) {
+    snprintf(key, size, "%d %d %d %d %d %d %lld %lld %lld %d%d%d%d %s", a->m, a->n, a->k, a->lda, a->ldd, a->batch,
              a->stride_a, a->stride_b, a->stride_d, a->trans_a, a->trans_b, a->alpha_device != NULL, a->beta != 0.0f,
              a->d_type == CUDA_R_32F ? "fp32" : "bf16");
 }
@@ -201,7 +201,7 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
         return ob_error(OB_ERR_DEVICE, "cuBLASLt: no algorithm for a %d x %d x %d product (status %d)", a->m, a->n,
                         a->k, (int)s);
-    plan_key(a, p->key);
+    plan_key(a, p->key, sizeof p->key);
     ob_gemm_problem problem = {g->handle, p->desc, p->la, p->lb, p->lc, p->ld, p->d_type, WORKSPACE_BYTES};
     if (tuning)
         OB_STATUS_TRY(tune_plan(g, a, p, results, found));
