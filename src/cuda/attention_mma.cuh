@@ -295,4 +295,18 @@ __device__ __forceinline__ void load_tile_async(bf16 *dst, const bf16 *src, size
     }
 }
 
+/* Starts copying the lse and delta of ROWS queries from q0 of head h into
+ * their stage's slots (zeros past T). */
+template <int ROWS>
+__device__ __forceinline__ void row_stats_async(float *slse, float *sdelta, const float *lse, const float *delta, int b,
+                                                int h, int nh, int T, int q0) {
+    int i = threadIdx.x;
+    if (i < ROWS) {
+        bool ok = q0 + i < T;
+        size_t r = ok ? ((size_t)b * nh + h) * T + q0 + i : 0;
+        cp_async4(smem_addr(slse + i), lse + r, ok);
+        cp_async4(smem_addr(sdelta + i), delta + r, ok);
+    }
+}
+
 #endif

@@ -45,13 +45,7 @@ __device__ __forceinline__ void dkv_load_step(bf16 *sq, bf16 *sdo, float *slse, 
     size_t os = (size_t)nh * HD, row = (size_t)b * T + q0;
     load_tile_async<HD, BQ, BWD_THREADS>(sq + stage * BQ * LD, q + row * q_ld + (size_t)h * HD, q_ld, T - q0);
     load_tile_async<HD, BQ, BWD_THREADS>(sdo + stage * BQ * LD, dout + row * os + (size_t)h * HD, os, T - q0);
-    int i = threadIdx.x;
-    if (i < BQ) {
-        bool ok = q0 + i < T;
-        size_t r = ok ? ((size_t)b * nh + h) * T + q0 + i : 0;
-        cp_async4(smem_addr(slse + stage * BQ + i), lse + r, ok);
-        cp_async4(smem_addr(sdelta + stage * BQ + i), delta + r, ok);
-    }
+    row_stats_async<BQ>(slse + stage * BQ, sdelta + stage * BQ, lse, delta, b, h, nh, T, q0);
 }
 
 template <int HD>

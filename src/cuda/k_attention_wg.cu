@@ -93,13 +93,7 @@ __device__ __forceinline__ void wg_dkv_load_step(bf16 *sq, bf16 *sdo, float *sls
     size_t os = (size_t)nh * 64, row = (size_t)b * T + q0;
     load_swizzled_async<64, WG_BWD_THREADS>(sq + stage * WG_TILE, q + row * q_ld + (size_t)h * 64, q_ld, T - q0);
     load_swizzled_async<64, WG_BWD_THREADS>(sdo + stage * WG_TILE, dout + row * os + (size_t)h * 64, os, T - q0);
-    int i = threadIdx.x;
-    if (i < 64) {
-        bool ok = q0 + i < T;
-        size_t r = ok ? ((size_t)b * nh + h) * T + q0 + i : 0;
-        cp_async4(smem_addr(slse + stage * 64 + i), lse + r, ok);
-        cp_async4(smem_addr(sdelta + stage * 64 + i), delta + r, ok);
-    }
+    row_stats_async<64>(slse + stage * 64, sdelta + stage * 64, lse, delta, b, h, nh, T, q0);
 }
 
 /* dK, dV of 64 keys (16 per warp) of one key/value head: Sᵀ = K·Qᵀ and
