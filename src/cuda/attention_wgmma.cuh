@@ -61,6 +61,20 @@ __device__ __forceinline__ void wg_hold(float (&d)[8][4]) {
             asm volatile("" : "+f"(d[j][e])::"memory");
 }
 
+/* Closes the group of products queued since the last wg_fence() and waits for
+ * it: their accumulators may be read after this. */
+__device__ __forceinline__ void wg_complete(float (&d)[8][4]) {
+    wg_commit();
+    wg_wait_all();
+    wg_hold(d);
+}
+__device__ __forceinline__ void wg_complete(float (&d)[8][4], float (&e)[8][4]) {
+    wg_commit();
+    wg_wait_all();
+    wg_hold(d);
+    wg_hold(e);
+}
+
 /* Shared-memory descriptor with the 128-byte swizzle; offsets in bytes. */
 __device__ __forceinline__ uint64_t wg_desc(const bf16 *tile, uint32_t leading, uint32_t stride) {
     return ((smem_addr(tile) & 0x3FFFF) >> 4) | ((uint64_t)(leading >> 4) << 16) | ((uint64_t)(stride >> 4) << 32) |

@@ -59,9 +59,7 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
             float s[8][4];
             wg_fence();
             wg_tile_tile(s, sq + group * WG_TILE, tk);
-            wg_commit();
-            wg_wait_all();
-            wg_hold(s);
+            wg_complete(s);
             if (k0 + 63 > r0) /* the tile crosses the warp's diagonal */
                 mask_after_row(s, k0, r0, g, c);
             online_softmax(s, m, l, acc, scale_log2);
@@ -69,9 +67,7 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
             wg_acc_to_a(pa, s);
             wg_fence();
             wg_regs_tile(acc, pa, tv);
-            wg_commit();
-            wg_wait_all();
-            wg_hold(acc);
+            wg_complete(acc);
         }
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
@@ -137,10 +133,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
         wg_fence();
         wg_tile_tile(s, sk, tq);
         wg_tile_tile(dp, sv, tdo);
-        wg_commit();
-        wg_wait_all();
-        wg_hold(s);
-        wg_hold(dp);
+        wg_complete(s, dp);
         probs_transposed(s, dp, tl, td, q0, kr0, T, scale_log2, lane);
         uint32_t pa[4][4], dsa[4][4];
         wg_acc_to_a(pa, s);
@@ -148,10 +141,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
         wg_fence();
         wg_regs_tile(dva, pa, tdo);
         wg_regs_tile(dka, dsa, tq);
-        wg_commit();
-        wg_wait_all();
-        wg_hold(dva);
-        wg_hold(dka);
+        wg_complete(dva, dka);
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
 #pragma unroll
@@ -209,18 +199,13 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, co
         wg_fence();
         wg_tile_tile(s, sq, tk);
         wg_tile_tile(dp, sdo, tv);
-        wg_commit();
-        wg_wait_all();
-        wg_hold(s);
-        wg_hold(dp);
+        wg_complete(s, dp);
         probs_grad(s, dp, rl, rd, k0, r0, scale_log2, lane); /* dS into s */
         uint32_t dsa[4][4];
         wg_acc_to_a(dsa, s);
         wg_fence();
         wg_regs_tile(acc, dsa, tk);
-        wg_commit();
-        wg_wait_all();
-        wg_hold(acc);
+        wg_complete(acc);
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
 #pragma unroll
