@@ -10,6 +10,19 @@
  * first pass. y is written unless it is yq and a quantiser runs. */
 #define ROW_WARPS 8
 
+/* The row's 1/σ from this lane's part of Σ(x − m)² (or Σx²), stored with the
+ * mean (LayerNorm) by lane 0. */
+__device__ __forceinline__ float row_rstd(float *mean, float *rstd, int row, float m, float ss, int d, float eps,
+                                          bool layernorm, int lane) {
+    float r = rsqrtf(warp_sum(ss) / d + eps);
+    if (lane == 0) {
+        if (layernorm)
+            mean[row] = m;
+        rstd[row] = r;
+    }
+    return r;
+}
+
 template <int W>
 __global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd, float *x_sum, const float *x,
                                     const bf16 *branch, const float *g, int n, int d, float eps, bool layernorm,
@@ -46,13 +59,7 @@ __global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd,
             for (int k = 0; k < W; k++)
                 ss += (v[k] - m) * (v[k] - m);
         }
-    ss = warp_sum(ss);
-    float r = rsqrtf(ss / d + eps);
-    if (lane == 0) {
-        if (layernorm)
-            mean[row] = m;
-        rstd[row] = r;
-    }
+    float r = row_rstd(mean, rstd, row, m, ss, d, eps, layernorm, lane);
     bool plain = y != yq || bits == 0;
     float mx = 0;
     for (int j = W * lane; j < d; j += 32 * W) {
@@ -112,13 +119,7 @@ __global__ void __launch_bounds__(ROW_WARPS * 32)
     for (int it = 0; layernorm && it < ITER; it++)
         for (int k = 0; k < 4; k++)
             ss += (v[it][k] - m) * (v[it][k] - m);
-    ss = warp_sum(ss);
-    float r = rsqrtf(ss / d + eps);
-    if (lane == 0) {
-        if (layernorm)
-            mean[row] = m;
-        rstd[row] = r;
-    }
+    float r = row_rstd(mean, rstd, row, m, ss, d, eps, layernorm, lane);
     bool plain = y != yq || bits == 0;
     float mx = 0;
 #pragma unroll
