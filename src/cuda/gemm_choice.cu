@@ -5,9 +5,11 @@
 
 #include "cuda/gemm_choice.cuh"
 
-/* Measured with `ONEBIT_CUDA_GEMM_TUNE=1 bench_gpu_train --config
- * configs/gpt2-124m-ternary.json --batch 16 --seq 1024` on one H100 80GB HBM3
- * (CUDA 13.0): the fastest of the heuristic's first candidates per product. */
+/* Measured with `ONEBIT_CUDA_GEMM_TUNE=1 ONEBIT_CUDA_WG_STREAM=0
+ * bench_gpu_train --config configs/gpt2-124m-ternary.json --batch 16 --seq
+ * 1024 --quant ternary` on one H100 80GB HBM3 (CUDA 13.0; one stream, so that
+ * no other product runs beside the one timed): the fastest of the heuristic's
+ * first 32 candidates per product. */
 static const ob_gemm_config table[] = {
 #include "cuda/gemm_table.inc"
 };
