@@ -3,7 +3,7 @@
 # call: unpack the carried Debian libraries (scripts/device-deps.sh), build the
 # CUDA targets, run the GPU tests, then the benchmarks beside PyTorch's
 # bitnet_ref.py. Logs go to $OUT; a short table is printed last.
-#   bench/gpu/device_run.sh [test] [bench | onebit-bench] [train] [profile] [torchprof] [ncu] [multi] [gutenberg]
+#   bench/gpu/device_run.sh [test] [bench | onebit-bench] [train] [profile] [trace] [torchprof] [ncu] [multi] [gutenberg]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp/onebit-out}
@@ -25,6 +25,7 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DONEBIT_CUDA=ON "-DCMAKE_CUD
   -DONEBIT_DATA_DIR="$ONEBIT_DATA_DIR" > "$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
 grep "onebit: NCCL" "$out/cmake.log"
 cmake --build build-gpu -j"$(nproc)" --target onebit test_gpu_kernels test_gpu_backend bench_gpu_train bench_tokenizer \
+  $(grep -q kernel_trace build-gpu/Makefile && echo kernel_trace) \
   > "$out/build.log" 2>&1 || { grep -E "error|Error" "$out/build.log" | head -40; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 summary=()
@@ -77,6 +78,12 @@ fi
 if [[ " $parts " == *" profile "* ]]; then
   ONEBIT_CUDA_PROFILE=1 build-gpu/bin/bench_gpu_train --config .devdata/refs/gpt2-124m-ternary.json --batch 16 \
     --seq 1024 --steps 5 --warmup 2 --quant ternary 2>&1 | tee "$out/profile.txt"
+fi
+if [[ " $parts " == *" trace "* ]]; then
+  # The kernel timeline (bench/gpu/kernel_trace.c): idle gaps, overlap, kernels by time.
+  LD_PRELOAD=$PWD/build-gpu/lib/libkernel_trace.so build-gpu/bin/bench_gpu_train \
+    --config .devdata/refs/gpt2-124m-ternary.json --batch 16 --seq 1024 --steps 12 --warmup 3 --quant ternary \
+    2>&1 | tee "$out/trace.txt" | head -30
 fi
 if [[ " $parts " == *" torchprof "* ]]; then
   timeout 300 python3 bench/gpu/torch_profile.py .devdata/refs/bitnet_ref.py > "$out/torch_profile.txt" 2>&1

@@ -104,6 +104,7 @@ static ob_status tune_plan(ob_gemm *g, const ob_gemm_args *a, plan *p, const cub
     size_t bytes = ((size_t)a->m * ld_d + (size_t)(a->batch > 1 ? a->batch - 1 : 0) * a->stride_d) * elem;
     ob_gemm_args trial = *a;
     trial.c = NULL;
+    OB_CUDA_TRY(cudaDeviceSynchronize()); /* time it alone: the other streams' queued work done first */
     OB_CUDA_TRY(cudaMalloc(&trial.d, bytes));
     OB_CUDA_TRY(cudaMemsetAsync(trial.d, 0, bytes, g->stream));
     cudaEvent_t start, stop;
