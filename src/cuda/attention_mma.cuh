@@ -27,9 +27,10 @@ ob_status ob_attention_mma_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *do
 bool ob_attention_wg_available(void);
 ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
                                   int B, int T, int nh, int nkv, cudaStream_t s);
-ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                                   const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
-                                   int B, int T, int nh, int nkv, cudaStream_t s);
+/* The backward also computes delta = Σ dO·O (in its dQ kernel). */
+ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *o, const float *lse,
+                                   float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld, int B,
+                                   int T, int nh, int nkv, cudaStream_t s);
 
 #define ATT_LOG2E 1.4426950408889634f
 

@@ -262,10 +262,20 @@ static ob_status gpu_download(ob_backend *b, float *params) {
     return gpu_copy(b, params, impl(b)->st.params, cudaMemcpyDeviceToHost);
 }
 
+/* On the weight gradients' stream, after what the main stream has queued (the
+ * optimizer step reads the gradients), so that it runs beside the next forward
+ * pass; the pass waits for grads_zeroed before its backward. */
 static ob_status gpu_zero_grad(ob_backend *b) {
-    OB_CUDA_TRY(cudaSetDevice(impl(b)->st.device));
-    OB_CUDA_TRY(cudaMemsetAsync(impl(b)->st.grads, 0, param_bytes(b), impl(b)->st.stream));
-    impl(b)->st.grads_fresh = true;
+    gpu_state *st = &impl(b)->st;
+    OB_CUDA_TRY(cudaSetDevice(st->device));
+    if (st->wg_stream != st->stream) {
+        OB_CUDA_TRY(cudaEventRecord(st->wg_ready, st->stream));
+        OB_CUDA_TRY(cudaStreamWaitEvent(st->wg_stream, st->wg_ready, 0));
+    }
+    OB_CUDA_TRY(cudaMemsetAsync(st->grads, 0, param_bytes(b), st->wg_stream));
+    if (st->wg_stream != st->stream)
+        OB_CUDA_TRY(cudaEventRecord(st->grads_zeroed, st->wg_stream));
+    st->grads_fresh = true;
     return OB_OK;
 }
 
@@ -368,6 +378,7 @@ static ob_status create_streams(gpu_state *st) {
     OB_CUDA_TRY(cudaStreamCreateWithPriority(&st->wg_stream, cudaStreamDefault, least));
     OB_STATUS_TRY(ob_gemm_create(st->wg_stream, &st->wg_gemm));
     OB_CUDA_TRY(cudaEventCreateWithFlags(&st->wg_ready, cudaEventDisableTiming));
+    OB_CUDA_TRY(cudaEventCreateWithFlags(&st->grads_zeroed, cudaEventDisableTiming));
     for (int i = 0; i < WG_EVENTS; i++)
         OB_CUDA_TRY(cudaEventCreateWithFlags(&st->wg_done[i], cudaEventDisableTiming));
     return OB_OK;
@@ -383,6 +394,8 @@ static void destroy_streams(gpu_state *st) {
         cudaStreamDestroy(st->stream);
     if (st->wg_ready)
         cudaEventDestroy(st->wg_ready);
+    if (st->grads_zeroed)
+        cudaEventDestroy(st->grads_zeroed);
     for (int i = 0; i < WG_EVENTS; i++)
         if (st->wg_done[i])
             cudaEventDestroy(st->wg_done[i]);

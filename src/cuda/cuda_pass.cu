@@ -566,6 +566,8 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
                                       st->layers[L - 1].a, st->branch, st->params + param(&p, m->final_norm)->offset,
                                       N, H, (float)c->layer_norm_eps, !c->use_subln, bits, s));
     st->host_logits = host_logits;
+    if (train && st->wg_stream != st->stream) /* zero_grad's memset ran beside the forward pass */
+        OB_CUDA_TRY(cudaStreamWaitEvent(s, st->grads_zeroed, 0));
     OB_STATUS_TRY(head_and_loss(&p, train, grad_scale));
     ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");
     OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, s));

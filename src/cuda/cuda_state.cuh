@@ -42,6 +42,7 @@ typedef struct {
     cudaStream_t wg_stream;
     ob_gemm *wg_gemm;
     cudaEvent_t wg_ready, wg_done[WG_EVENTS];
+    cudaEvent_t grads_zeroed; /* zero_grad's memset, on wg_stream */
     int wg_next;
     ob_gpu_wquant *wq;
     int *matrix_of;          /* parameter index → quantiser matrix index (-1: a vector) */

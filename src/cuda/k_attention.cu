@@ -186,15 +186,15 @@ ob_status ob_gpu_attention_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *do
                                     int T, int nh, int nkv, int hd, cudaStream_t s) {
     float scale = 1.0f / sqrtf((float)hd);
     int rows = B * nh * T;
+    attention_path path = pick_path(hd);
+    if (path == PATH_WGMMA)
+        return ob_attention_wg_backward(dq, dk, dv, dout, o, lse, delta, q, k, v, ld, B, T, nh, nkv, s);
     if (hd % 8 == 0 && 32 % (hd / 8) == 0 && all_aligned(16, dout, o))
         attention_delta8<<<ob_blocks((size_t)rows * (hd / 8), 256), 256, 0, s>>>(delta, dout, o, B, T, nh, hd);
     else
         attention_delta<<<ob_blocks((size_t)rows, SIMPLE_WARPS), SIMPLE_WARPS * 32, 0, s>>>(delta, dout, o, B, T, nh,
                                                                                           hd);
     OB_LAUNCH_CHECK();
-    attention_path path = pick_path(hd);
-    if (path == PATH_WGMMA)
-        return ob_attention_wg_backward(dq, dk, dv, dout, lse, delta, q, k, v, ld, B, T, nh, nkv, s);
     if (path == PATH_MMA)
         return ob_attention_mma_backward(dq, dk, dv, dout, lse, delta, q, k, v, ld, B, T, nh, nkv, hd, s);
     simple_backward_dq<<<ob_blocks((size_t)rows, SIMPLE_WARPS), SIMPLE_WARPS * 32, 0, s>>>(

@@ -6,6 +6,7 @@
  * keys and dQ by blocks of 64 queries. On other devices the kernels are empty
  * and ob_attention_wg_available() says so. */
 #include "cuda/attention_wgmma.cuh"
+#include "cuda/vec_access.cuh"
 
 #define WG_FWD_GROUPS 2                  /* warpgroups per forward block */
 #define WG_FWD_BM (64 * WG_FWD_GROUPS)   /* query rows per forward block */
@@ -155,14 +156,45 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
 #endif
 }
 
+/* delta = Σ dO·O of the thread's rows g and g + 8 (rows r0.. of head h, rows
+ * of dO and O `os` apart), the four threads of a row summing 16 columns each;
+ * written to `delta` for the dK/dV kernel. */
+__device__ __forceinline__ void row_delta(float (&rd)[2], float *delta, const bf16 *dout, const bf16 *o, int b, int h,
+                                          int nh, int T, int r0, size_t os, int lane) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int t = r0 + (lane >> 2) + 8 * i;
+        float sum = 0;
+        if (t < T) {
+            size_t at = ((size_t)b * T + t) * os + (size_t)h * 64 + 16 * (lane & 3);
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                float x[8], y[8];
+                load_w(x, dout + at + 8 * half);
+                load_w(y, o + at + 8 * half);
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    sum += x[e] * y[e];
+            }
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        rd[i] = sum;
+        if (t < T && (lane & 3) == 0)
+            delta[((size_t)b * nh + h) * T + t] = sum;
+    }
+}
+
 /* Shared memory: the block's query and dO tiles, then two stages of key and
  * value tiles. */
 static constexpr size_t WG_DQ_SMEM = 6 * WG_TILE * sizeof(bf16) + 1024;
 
 /* dQ of 64 query rows of one head: S = Q·Kᵀ and dP = dO·Vᵀ per tile of 64
- * keys up to the diagonal, then dQ += dS·K. Three blocks an SM, as dK/dV. */
-__global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, const bf16 *dout, const float *lse,
-                                                                 const float *delta, const bf16 *q, const bf16 *k,
+ * keys up to the diagonal, then dQ += dS·K. Three blocks an SM, as dK/dV.
+ * Also the rows' delta = Σ dO·O, which the dK/dV kernel reads after it. */
+__global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, float *delta, const bf16 *dout,
+                                                                 const bf16 *o, const float *lse, const bf16 *q,
+                                                                 const bf16 *k,
                                                                  const bf16 *v, ob_qkv_ld ld, int T, int nh, int nkv,
                                                                  float scale, float scale_log2) {
 #if WG_BODY
@@ -181,7 +213,12 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, co
     cp_async_commit();
 
     float rl[2], rd[2];
-    row_stats(rl, rd, lse, delta, ((size_t)b * nh + h) * T, r0, T, lane);
+    row_delta(rd, delta, dout, o, b, h, nh, T, r0, os, lane);
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int t = r0 + g + 8 * i;
+        rl[i] = t < T ? lse[((size_t)b * nh + h) * T + t] * ATT_LOG2E : 0.0f;
+    }
     float acc[8][4] = {};
     for (int kb = 0; kb < nkb; kb++) {
         int k0 = kb * 64, stage = kb & 1;
@@ -243,15 +280,15 @@ ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16
     return OB_OK;
 }
 
-ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                                   const float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
-                                   int B, int T, int nh, int nkv, cudaStream_t s) {
+ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *o, const float *lse,
+                                   float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld, int B,
+                                   int T, int nh, int nkv, cudaStream_t s) {
     OB_CUDA_TRY(cudaFuncSetAttribute(wg_backward_dq, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DQ_SMEM));
     OB_CUDA_TRY(
         cudaFuncSetAttribute(wg_backward_dkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DKV_SMEM));
     float scale = 0.125f, scale_log2 = scale * ATT_LOG2E; /* 1/√64 */
-    wg_backward_dq<<<dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s>>>(dq, dout, lse, delta, q, k, v, ld,
-                                                                                   T, nh, nkv, scale, scale_log2);
+    wg_backward_dq<<<dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s>>>(dq, delta, dout, o, lse, q, k, v,
+                                                                                   ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     wg_backward_dkv<<<dim3((T + 63) / 64, B * nkv), WG_BWD_THREADS, WG_DKV_SMEM, s>>>(
         dk, dv, dout, lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);

@@ -170,17 +170,21 @@ __global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const q
     }
 }
 
-/* Pass 2 (one thread per matrix): β and μ. */
-__global__ void stats_finish_beta(const ob_gpu_matrix *mats, const int *first, const double *partials, int count,
+/* Pass 2 (a warp per matrix, its lanes' sums added in a fixed order): β and μ. */
+__global__ void stats_finish_beta(const ob_gpu_matrix *mats, const int *first, const double *partials,
                                   ob_gpu_qstats *stats) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= count)
-        return;
+    int i = blockIdx.x, lane = threadIdx.x;
     double sa = 0, s = 0;
-    for (int b = first[i]; b < first[i + 1]; b++) {
+    for (int b = first[i] + lane; b < first[i + 1]; b += 32) {
         sa += partials[2 * b];
         s += partials[2 * b + 1];
     }
+    for (int o = 16; o > 0; o >>= 1) {
+        sa += __shfl_xor_sync(0xffffffffu, sa, o);
+        s += __shfl_xor_sync(0xffffffffu, s, o);
+    }
+    if (lane != 0)
+        return;
     double n = (double)mats[i].rows * mats[i].cols;
     double beta = sa / n;
     stats[i].beta = (float)(beta > 1e-8 ? beta : 1e-8);
@@ -256,12 +260,8 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
     float fold = mat.fold ? hard_scale(mat, st, dynamic, quantised) : 1.0f;
     if (rowwise && !wc) /* per_row_quant writes these */
         return;
-    each_value(m, b, [&](int64_t i, float x) {
+    auto value = [&](float x) {
         float c = clampf(x, clamp), v;
-        if (wc)
-            wc[mat.offset + i] = __float2bfloat16(c);
-        if (rowwise)
-            return;
         if (!quant) {
             v = x;
         } else if (mat.soft) {
@@ -278,7 +278,32 @@ __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qbl
         } else {
             v = fminf(fmaxf(rintf(c / st.beta), -1.0f), 1.0f);
         }
-        out[i] = __float2bfloat16(v * fold);
+        return v * fold;
+    };
+    bf16 *clamped = wc ? wc + mat.offset : NULL;
+    bool stores8 = ((uintptr_t)(out + b.begin) | (clamped ? (uintptr_t)(clamped + b.begin) : 0)) % 8 == 0;
+    if (block_vectorised(m, b) && stores8) {
+        /* Four values a thread, stored 8 bytes at a time. */
+#pragma unroll 4
+        for (int64_t i = b.begin + 4 * threadIdx.x; i < b.end; i += 4 * QTHREADS) {
+            float x[4], c[4], v[4];
+            load_w(x, m + i);
+            for (int k = 0; k < 4; k++) {
+                c[k] = clampf(x[k], clamp);
+                v[k] = value(x[k]);
+            }
+            if (clamped)
+                store_w(clamped + i, c);
+            if (!rowwise)
+                store_w(out + i, v);
+        }
+        return;
+    }
+    each_value(m, b, [&](int64_t i, float x) {
+        if (clamped)
+            clamped[i] = __float2bfloat16(clampf(x, clamp));
+        if (!rowwise)
+            out[i] = __float2bfloat16(value(x));
     });
 }
 
@@ -324,8 +349,7 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
         OB_CUDA_TRY(cudaMemcpyAsync(q->mats_d, q->mats_h, (size_t)q->count * sizeof *q->mats_h,
                                     cudaMemcpyHostToDevice, s));
     stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials, q->beyond);
-    stats_finish_beta<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
-                                                                        q->count, stats);
+    stats_finish_beta<<<q->count, 32, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats);
     if (dynamic) /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
         stats_mask_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, stats, q->partials);
     stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
