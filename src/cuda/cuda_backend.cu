@@ -146,16 +146,15 @@ static ob_status allocate(gpu_backend *g) {
     size_t half = (size_t)st->T * (hd / 2 + 1);
     DALLOC(st->rope_cos, half);
     DALLOC(st->rope_sin, half);
-    DALLOC(st->tokens, N);
-    DALLOC(st->targets, N);
-    DALLOC(st->emb_order, N);
-    DALLOC(st->emb_starts, N + 1);
-    DALLOC(st->emb_ids, N);
-    st->host_order = (int32_t *)malloc(N * sizeof(int32_t));
-    st->host_starts = (int32_t *)malloc((N + 1) * sizeof(int32_t));
-    st->host_ids = (int32_t *)malloc(N * sizeof(int32_t));
+    DALLOC(st->tokens, 5 * N + 1);
+    st->targets = st->tokens + N, st->emb_order = st->tokens + 2 * N;
+    st->emb_ids = st->tokens + 3 * N, st->emb_starts = st->tokens + 4 * N;
+    if (cudaMallocHost((void **)&st->host_upload, (5 * N + 1) * sizeof(int32_t)) != cudaSuccess)
+        return ob_error(OB_ERR_NOMEM, "cuda: out of pinned host memory (%zu bytes)", (5 * N + 1) * sizeof(int32_t));
+    st->host_order = st->host_upload + 2 * N, st->host_ids = st->host_upload + 3 * N;
+    st->host_starts = st->host_upload + 4 * N;
     st->host_count = (int32_t *)malloc(V * sizeof(int32_t));
-    if (!st->host_order || !st->host_starts || !st->host_ids || !st->host_count)
+    if (!st->host_count)
         return ob_error(OB_ERR_NOMEM, "cuda: out of host memory");
     return OB_OK;
 }
@@ -419,9 +418,8 @@ static void gpu_destroy(ob_backend *b) {
         destroy_streams(st);
         free(st->layers);
         free(st->matrix_of);
-        free(st->host_order);
-        free(st->host_starts);
-        free(st->host_ids);
+        if (st->host_upload)
+            cudaFreeHost(st->host_upload);
         free(st->host_count);
         free(g);
     }

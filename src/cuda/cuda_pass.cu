@@ -177,11 +177,18 @@ static ob_status weight_grad(const pass *p, int idx, int out, const bf16 *x, con
     return OB_OK;
 }
 
-/* dx (bf16, = or +=) and the weight gradient of one linear. */
-static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, const bf16 *dy, int dy_ld,
-                                 int n, bf16 *dx, bool accumulate) {
-    int out = param(p, idx)->rows;
+/* dx (bf16, = or +=) and the weight gradient of one linear. With `rebuild`
+ * (xq's buffer), xq is first made again from x by the activation quantiser
+ * (the forward pass keeps no copy), on the stream of the weight gradient, its
+ * only reader. */
+static ob_status linear_backward(const pass *p, int idx, const bf16 *x, const bf16 *xq, bf16 *rebuild,
+                                 const bf16 *dy, int dy_ld, int n, bf16 *dx, bool accumulate) {
+    const ob_param *prm = param(p, idx);
+    int out = prm->rows;
     OB_STATUS_TRY(wg_begin(p));
+    if (rebuild)
+        OB_STATUS_TRY(ob_gpu_act_quant(rebuild, x, n, prm->cols, act_bits(p, prm),
+                                       soft(p, prm) ? p->st->stream : p->st->wg_stream));
     if (dx)
         OB_STATUS_TRY(input_grad(p, p->st->gemm, idx, out, dy, dy_ld, n, dx, accumulate));
     return weight_grad(p, idx, out, x, xq, dy, dy_ld, n, 1, 0);
@@ -341,10 +348,9 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     int pd = lp->proj[OB_PROJ_DOWN], pu = lp->proj[OB_PROJ_UP], pg = lp->proj[OB_PROJ_GATE];
     /* st->dtmp holds r·dL/dx_{l+1} in bf16, from the norm backward before. */
     MARK("bwd gemm down");
-    bf16 *hq = keeps_hq(p, pd) ? a->h : st->hq;
-    if (act_bits(p, param(p, pd)) && !keeps_hq(p, pd))
-        OB_STATUS_TRY(ob_gpu_act_quant(hq, a->h, N, F, act_bits(p, param(p, pd)), s));
-    OB_STATUS_TRY(linear_backward(p, pd, a->h, hq, st->dtmp, 0, N, st->df1, false));
+    bool rebuild_hq = act_bits(p, param(p, pd)) && !keeps_hq(p, pd);
+    OB_STATUS_TRY(linear_backward(p, pd, a->h, keeps_hq(p, pd) ? a->h : st->hq, rebuild_hq ? st->hq : NULL, st->dtmp,
+                                  0, N, st->df1, false));
     cudaEvent_t down_done, o_done; /* the norms below overwrite the dtmp these read */
     OB_STATUS_TRY(wg_mark(p, &down_done));
     int act = c->use_swiglu ? 2 : (c->use_relu2 ? 1 : 0);
@@ -361,9 +367,8 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
                                        a->mean2, a->rstd2, N, H, ln, s));
     int po = lp->proj[OB_PROJ_O];
     MARK("bwd gemm o");
-    if (act_bits(p, param(p, po)))
-        OB_STATUS_TRY(ob_gpu_act_quant(st->oq, a->o, N, H, act_bits(p, param(p, po)), s));
-    OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, st->dtmp, 0, N, st->dn, false));
+    bf16 *rebuild_oq = act_bits(p, param(p, po)) ? st->oq : NULL;
+    OB_STATUS_TRY(linear_backward(p, po, a->o, st->oq, rebuild_oq, st->dtmp, 0, N, st->dn, false));
     OB_STATUS_TRY(wg_mark(p, &o_done));
     MARK("bwd attention");
     ob_qkv_ld lds = {(size_t)H, (size_t)nkv * hd, st->qkv_ld};
@@ -466,7 +471,7 @@ static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
             g.beta = r0 ? 1.0f : 0.0f;
             OB_STATUS_TRY(ob_gemm_run(st->gemm, &g));
         } else {
-            OB_STATUS_TRY(linear_backward(p, hidx, nr, xr, z, dld, rows, dnr, false));
+            OB_STATUS_TRY(linear_backward(p, hidx, nr, xr, NULL, z, dld, rows, dnr, false));
         }
     }
     OB_STATUS_TRY(wg_wait(p, dx_done)); /* dL/dnf, for the final norm's backward */
@@ -502,14 +507,11 @@ static ob_status upload_tokens(gpu_state *st, const int32_t *inputs, const int32
     st->host_starts[distinct] = pos;
     for (int i = 0; i < N; i++)
         st->host_order[count[inputs[i]]++] = i;
-    cudaStream_t s = st->stream;
-    OB_CUDA_TRY(cudaMemcpyAsync(st->tokens, inputs, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
-    OB_CUDA_TRY(cudaMemcpyAsync(st->targets, targets, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
-    OB_CUDA_TRY(cudaMemcpyAsync(st->emb_order, st->host_order, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
-    OB_CUDA_TRY(cudaMemcpyAsync(st->emb_starts, st->host_starts, (size_t)(distinct + 1) * sizeof(int32_t),
-                                cudaMemcpyHostToDevice, s));
-    OB_CUDA_TRY(cudaMemcpyAsync(st->emb_ids, st->host_ids, (size_t)distinct * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                s));
+    memcpy(st->host_upload, inputs, (size_t)N * sizeof(int32_t));
+    memcpy(st->host_upload + (st->targets - st->tokens), targets, (size_t)N * sizeof(int32_t));
+    size_t upto = (size_t)(st->emb_starts - st->tokens) + distinct + 1; /* everything before and the starts used */
+    OB_CUDA_TRY(cudaMemcpyAsync(st->tokens, st->host_upload, upto * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                st->stream));
     *distinct_out = distinct;
     return OB_OK;
 }

@@ -75,8 +75,12 @@ typedef struct {
     float *partials;         /* norm/gain gradient partial sums */
     double *sum_partials, *sums;
     float *rope_cos, *rope_sin;
-    int32_t *tokens, *targets, *emb_order, *emb_starts, *emb_ids;
-    int32_t *host_order, *host_starts, *host_ids, *host_count;
+    /* The batch's tables (tokens, targets, emb_order, emb_ids [capacity each],
+     * emb_starts [capacity + 1], in that order), uploaded in one copy from the
+     * same layout in pinned host memory (host_upload), which never waits for
+     * the device as a copy from pageable memory may. */
+    int32_t *tokens, *targets, *emb_order, *emb_ids, *emb_starts;
+    int32_t *host_upload, *host_order, *host_ids, *host_starts, *host_count;
     const ob_step_info *step;
     float *host_logits;      /* eval with logits: destination on the host */
     ob_gpu_profile prof;

@@ -170,20 +170,18 @@ __global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const q
     }
 }
 
-/* Pass 2 (a warp per matrix, its lanes' sums added in a fixed order): β and μ. */
+/* Pass 2 (a block per matrix, its threads' sums added in a fixed order): β and μ. */
 __global__ void stats_finish_beta(const ob_gpu_matrix *mats, const int *first, const double *partials,
                                   ob_gpu_qstats *stats) {
-    int i = blockIdx.x, lane = threadIdx.x;
+    int i = blockIdx.x;
     double sa = 0, s = 0;
-    for (int b = first[i] + lane; b < first[i + 1]; b += 32) {
+    for (int b = first[i] + threadIdx.x; b < first[i + 1]; b += QTHREADS) {
         sa += partials[2 * b];
         s += partials[2 * b + 1];
     }
-    for (int o = 16; o > 0; o >>= 1) {
-        sa += __shfl_xor_sync(0xffffffffu, sa, o);
-        s += __shfl_xor_sync(0xffffffffu, s, o);
-    }
-    if (lane != 0)
+    sa = block_sum_d(sa);
+    s = block_sum_d(s);
+    if (threadIdx.x != 0)
         return;
     double n = (double)mats[i].rows * mats[i].cols;
     double beta = sa / n;
@@ -349,7 +347,7 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
         OB_CUDA_TRY(cudaMemcpyAsync(q->mats_d, q->mats_h, (size_t)q->count * sizeof *q->mats_h,
                                     cudaMemcpyHostToDevice, s));
     stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials, q->beyond);
-    stats_finish_beta<<<q->count, 32, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats);
+    stats_finish_beta<<<q->count, QTHREADS, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats);
     if (dynamic) /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
         stats_mask_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, stats, q->partials);
     stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
