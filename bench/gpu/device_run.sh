@@ -81,7 +81,7 @@ if [[ " $parts " == *" profile "* ]]; then
 fi
 if [[ " $parts " == *" trace "* ]]; then
   # The kernel timeline (bench/gpu/kernel_trace.c): idle gaps, overlap, kernels by time.
-  LD_PRELOAD=$PWD/build-gpu/lib/libkernel_trace.so build-gpu/bin/bench_gpu_train \
+  KERNEL_TRACE_TIMELINE=$out/timeline.txt LD_PRELOAD=$PWD/build-gpu/lib/libkernel_trace.so build-gpu/bin/bench_gpu_train \
     --config .devdata/refs/gpt2-124m-ternary.json --batch 16 --seq 1024 --steps 12 --warmup 3 --quant ternary \
     2>&1 | tee "$out/trace.txt" | head -30
 fi

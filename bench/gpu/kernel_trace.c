@@ -5,7 +5,8 @@
  * two): the time some kernel ran on the device, the idle gaps between kernels
  * by length, the time kernels ran beside each other, and the kernels and
  * memsets by total time. What ONEBIT_CUDA_PROFILE cannot show: the gaps
- * between launches and the overlap of streams. */
+ * between launches and the overlap of streams. KERNEL_TRACE_TIMELINE=file
+ * also writes the last step's kernels, one a line. */
 #include <cupti.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 typedef struct {
     uint64_t start, end;
     const char *name;
+    uint32_t stream;
 } span;
 
 static span *spans;
@@ -36,10 +38,10 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t *b
         span s;
         if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) {
             const CUpti_ActivityKernel10 *k = (const CUpti_ActivityKernel10 *)record;
-            s = (span){k->start, k->end, strdup(k->name ? k->name : "?")};
+            s = (span){k->start, k->end, strdup(k->name ? k->name : "?"), k->streamId};
         } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
             const CUpti_ActivityMemset4 *m = (const CUpti_ActivityMemset4 *)record;
-            s = (span){m->start, m->end, "memset"};
+            s = (span){m->start, m->end, "memset", m->streamId};
         } else {
             continue;
         }
@@ -66,6 +68,27 @@ typedef struct {
 static int by_time(const void *a, const void *b) {
     const kernel_total *x = a, *y = b;
     return x->us < y->us ? 1 : x->us > y->us ? -1 : 0;
+}
+
+/* KERNEL_TRACE_TIMELINE=file: the last step's kernels, one a line: start and
+ * end (us from the step's start), stream, name. */
+static void write_timeline(size_t first, size_t last) {
+    const char *path = getenv("KERNEL_TRACE_TIMELINE");
+    if (!path || last <= first)
+        return;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "kernel trace: cannot write %s\n", path);
+        return;
+    }
+    size_t from = last - 1; /* the kernels after the AdamW before the last */
+    while (from > first && !strstr(spans[from - 1].name, "adamw"))
+        from--;
+    uint64_t t0 = spans[from].start;
+    for (size_t i = from; i < last; i++)
+        fprintf(f, "%10.1f %10.1f %3u %.120s\n", (spans[i].start - t0) / 1e3, (spans[i].end - t0) / 1e3,
+                spans[i].stream, spans[i].name);
+    fclose(f);
 }
 
 static void report(void) {
@@ -115,6 +138,7 @@ static void report(void) {
     fprintf(stderr, "  idle, longer gaps    %8.3f ms a step\n", idle_us[2] / 1e3 / per);
     fprintf(stderr, "  kernels beside others%8.3f ms a step (sum of kernel times minus busy time)\n",
             (kernel_us - busy / 1e3) / 1e3 / per);
+    write_timeline(first, last);
     qsort(totals, distinct, sizeof *totals, by_time);
     for (size_t k = 0; k < distinct && k < TOP_KERNELS; k++)
         fprintf(stderr, "  %8.3f ms %6.1f calls  %8.1f us  %.90s\n", totals[k].us / 1e3 / per, totals[k].calls / per,
