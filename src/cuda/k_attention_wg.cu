@@ -194,9 +194,8 @@ static constexpr size_t WG_DQ_SMEM = 6 * WG_TILE * sizeof(bf16) + 1024;
  * Also the rows' delta = Σ dO·O, which the dK/dV kernel reads after it. */
 __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, float *delta, const bf16 *dout,
                                                                  const bf16 *o, const float *lse, const bf16 *q,
-                                                                 const bf16 *k,
-                                                                 const bf16 *v, ob_qkv_ld ld, int T, int nh, int nkv,
-                                                                 float scale, float scale_log2) {
+                                                                 const bf16 *k, const bf16 *v, ob_qkv_ld ld, int T,
+                                                                 int nh, int nkv, float scale, float scale_log2) {
 #if WG_BODY
     bf16 *sq = wg_smem(), *sdo = sq + WG_TILE, *sk = sdo + WG_TILE, *sv = sk + 2 * WG_TILE;
     /* Later query tiles see more keys: starting them first shortens the tail. */
