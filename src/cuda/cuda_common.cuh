@@ -33,6 +33,32 @@ typedef __nv_bfloat16 bf16;
 /* After a kernel launch: launch errors (bad configuration) surface here. */
 #define OB_LAUNCH_CHECK() OB_CUDA_TRY(cudaGetLastError())
 
+/* Programmatic dependent launch (sm_90): on a created stream, the kernel may
+ * be put on the SMs as the kernel before it drains, which hides the launch
+ * latency between them. Such a kernel calls grid_dependency_wait() before it
+ * touches memory: there it waits for the earlier kernels and their writes. */
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+template <typename... Params, typename... Args>
+static inline void ob_launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                       Args... args) {
+    cudaLaunchAttribute dependent;
+    dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    dependent.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = s;
+    config.attrs = &dependent;
+    config.numAttrs = s ? 1 : 0; /* the legacy default stream: an ordinary launch */
+    cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
 #define OB_STATUS_TRY(expr)                                                                            \
     do {                                                                                               \
         ob_status ob_t_ = (expr);                                                                      \

@@ -27,6 +27,7 @@ static constexpr size_t WG_FWD_SMEM = (WG_FWD_BM * 64 + 4 * WG_TILE) * sizeof(bf
 __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k,
                                                              const bf16 *v, ob_qkv_ld ld, int T, int nh, int nkv,
                                                              float scale_log2) {
+    grid_dependency_wait();
 #if WG_BODY
     bf16 *sq = wg_smem(), *sk = sq + WG_FWD_BM * 64, *sv = sk + 2 * WG_TILE;
     /* Later query tiles see more keys: starting them first shortens the tail. */
@@ -102,6 +103,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
                                                                   const bf16 *q, const bf16 *k, const bf16 *v,
                                                                   ob_qkv_ld ld, int T, int nh, int nkv, float scale,
                                                                   float scale_log2) {
+    grid_dependency_wait();
 #if WG_BODY
     bf16 *sk = wg_smem(), *sv = sk + WG_TILE, *sq = sv + WG_TILE, *sdo = sq + 2 * WG_TILE;
     float *slse = reinterpret_cast<float *>(sdo + 2 * WG_TILE), *sdelta = slse + 2 * 64;
@@ -196,6 +198,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, fl
                                                                  const bf16 *o, const float *lse, const bf16 *q,
                                                                  const bf16 *k, const bf16 *v, ob_qkv_ld ld, int T,
                                                                  int nh, int nkv, float scale, float scale_log2) {
+    grid_dependency_wait();
 #if WG_BODY
     bf16 *sq = wg_smem(), *sdo = sq + WG_TILE, *sk = sdo + WG_TILE, *sv = sk + 2 * WG_TILE;
     /* Later query tiles see more keys: starting them first shortens the tail. */
@@ -274,7 +277,8 @@ ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16
                                   int B, int T, int nh, int nkv, cudaStream_t s) {
     OB_CUDA_TRY(cudaFuncSetAttribute(wg_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_FWD_SMEM));
     dim3 grid((T + WG_FWD_BM - 1) / WG_FWD_BM, B * nh);
-    wg_forward<<<grid, WG_FWD_THREADS, WG_FWD_SMEM, s>>>(o, lse, q, k, v, ld, T, nh, nkv, ATT_LOG2E / 8.0f);
+    ob_launch_dependent(wg_forward, grid, WG_FWD_THREADS, WG_FWD_SMEM, s, o, lse, q, k, v, ld, T, nh, nkv,
+                        ATT_LOG2E / 8.0f);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -286,11 +290,11 @@ ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dou
     OB_CUDA_TRY(
         cudaFuncSetAttribute(wg_backward_dkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DKV_SMEM));
     float scale = 0.125f, scale_log2 = scale * ATT_LOG2E; /* 1/√64 */
-    wg_backward_dq<<<dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s>>>(dq, delta, dout, o, lse, q, k, v,
-                                                                                   ld, T, nh, nkv, scale, scale_log2);
+    ob_launch_dependent(wg_backward_dq, dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s, dq, delta, dout, o,
+                        lse, q, k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
-    wg_backward_dkv<<<dim3((T + 63) / 64, B * nkv), WG_BWD_THREADS, WG_DKV_SMEM, s>>>(
-        dk, dv, dout, lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);
+    ob_launch_dependent(wg_backward_dkv, dim3((T + 63) / 64, B * nkv), WG_BWD_THREADS, WG_DKV_SMEM, s, dk, dv, dout,
+                        lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

@@ -16,6 +16,7 @@ __device__ __forceinline__ float act_scale(float mx, int bits, float *qmax) {
 /* out = the quantised rows of x (the row is read twice; the second from L1). */
 template <int W>
 __global__ void act_quant_kernel(bf16 *out, const bf16 *x, int n, int d, int bits) {
+    grid_dependency_wait();
     int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n)
         return;
@@ -40,9 +41,9 @@ __global__ void act_quant_kernel(bf16 *out, const bf16 *x, int n, int d, int bit
 ob_status ob_gpu_act_quant(bf16 *out, const bf16 *x, int n, int d, int bits, cudaStream_t s) {
     unsigned blocks = ob_blocks((size_t)n, ROW_WARPS);
     if (d % 8 == 0 && all_aligned(16, out, x))
-        act_quant_kernel<8><<<blocks, ROW_WARPS * 32, 0, s>>>(out, x, n, d, bits);
+        ob_launch_dependent(act_quant_kernel<8>, blocks, ROW_WARPS * 32, 0, s, out, x, n, d, bits);
     else
-        act_quant_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(out, x, n, d, bits);
+        ob_launch_dependent(act_quant_kernel<1>, blocks, ROW_WARPS * 32, 0, s, out, x, n, d, bits);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -68,6 +69,7 @@ __device__ __forceinline__ float ffn_value(int act, float u, float g) {
 template <int W>
 __global__ void ffn_forward_kernel(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, size_t ld, int n, int f, int act,
                                    int bits) {
+    grid_dependency_wait();
     int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n)
         return;
@@ -105,6 +107,7 @@ template <int ITER>
 __global__ void __launch_bounds__(ROW_WARPS * 32) ffn_forward_regs_kernel(bf16 *h, bf16 *hq, const bf16 *u,
                                                                          const bf16 *g, size_t ld, int n, int act,
                                                                          int bits) {
+    grid_dependency_wait();
     int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n)
         return;
@@ -150,15 +153,17 @@ ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, si
     unsigned blocks = ob_blocks((size_t)n, ROW_WARPS), threads = ROW_WARPS * 32;
     bool vectorised = f % 8 == 0 && ld % 8 == 0 && all_aligned(16, h, hq, u, gate);
     if (vectorised && f == 1024)
-        ffn_forward_regs_kernel<4><<<blocks, threads, 0, s>>>(h, hq, u, gate, ld, n, act, act_bits);
+        ob_launch_dependent(ffn_forward_regs_kernel<4>, blocks, threads, 0, s, h, hq, u, gate, ld, n, act, act_bits);
     else if (vectorised && f == 2048)
-        ffn_forward_regs_kernel<8><<<blocks, threads, 0, s>>>(h, hq, u, gate, ld, n, act, act_bits);
+        ob_launch_dependent(ffn_forward_regs_kernel<8>, blocks, threads, 0, s, h, hq, u, gate, ld, n, act, act_bits);
     else if (vectorised && f == 3072)
-        ffn_forward_regs_kernel<12><<<blocks, threads, 0, s>>>(h, hq, u, gate, ld, n, act, act_bits);
+        ob_launch_dependent(ffn_forward_regs_kernel<12>, blocks, threads, 0, s, h, hq, u, gate, ld, n, act, act_bits);
     else if (vectorised)
-        ffn_forward_kernel<8><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, ld, n, f, act, act_bits);
+        ob_launch_dependent(ffn_forward_kernel<8>, blocks, ROW_WARPS * 32, 0, s, h, hq, u, gate, ld, n, f, act,
+                            act_bits);
     else
-        ffn_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(h, hq, u, gate, ld, n, f, act, act_bits);
+        ob_launch_dependent(ffn_forward_kernel<1>, blocks, ROW_WARPS * 32, 0, s, h, hq, u, gate, ld, n, f, act,
+                            act_bits);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -168,6 +173,7 @@ ob_status ob_gpu_ffn_forward(bf16 *h, bf16 *hq, const bf16 *u, const bf16 *g, si
 template <int W>
 __global__ void ffn_backward_kernel(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u, const bf16 *g, size_t ld,
                                     int n, int f, int act) {
+    grid_dependency_wait();
     size_t i = W * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= (size_t)n * f)
         return;
@@ -198,9 +204,10 @@ ob_status ob_gpu_ffn_backward(bf16 *du, bf16 *dg, const bf16 *dh, const bf16 *u,
                               int f, int act, cudaStream_t s) {
     size_t count = (size_t)n * f;
     if (f % 8 == 0 && ld % 8 == 0 && all_aligned(16, du, dh, u, act == 2 ? dg : NULL, act == 2 ? g : NULL))
-        ffn_backward_kernel<8><<<ob_blocks(count / 8, 256), 256, 0, s>>>(du, dg, dh, u, g, ld, n, f, act);
+        ob_launch_dependent(ffn_backward_kernel<8>, ob_blocks(count / 8, 256), 256, 0, s, du, dg, dh, u, g, ld, n, f,
+                            act);
     else
-        ffn_backward_kernel<1><<<ob_blocks(count, 256), 256, 0, s>>>(du, dg, dh, u, g, ld, n, f, act);
+        ob_launch_dependent(ffn_backward_kernel<1>, ob_blocks(count, 256), 256, 0, s, du, dg, dh, u, g, ld, n, f, act);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

@@ -5,6 +5,7 @@
 
 __global__ void embed_forward_kernel(float *x, const int32_t *tokens, const bf16 *emb, const float *scale,
                                      const float *pos, int N, int T, int H) {
+    grid_dependency_wait();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * H)
         return;
@@ -19,6 +20,7 @@ __global__ void embed_forward_kernel(float *x, const int32_t *tokens, const bf16
  * two of the positions, two stores (H a multiple of 8 up to 2048, aligned). */
 __global__ void embed_forward8_kernel(float *x, const int32_t *tokens, const bf16 *emb, const float *scale,
                                       const float *pos, int N, int T, int H) {
+    grid_dependency_wait();
     int per_row = H / 8, rows = blockDim.x / per_row;
     int n = blockIdx.x * rows + threadIdx.x / per_row, j = 8 * (threadIdx.x % per_row);
     if (n >= N)
@@ -41,9 +43,11 @@ ob_status ob_gpu_embed_forward(float *x, const int32_t *tokens, const bf16 *emb,
                                int N, int T, int H, cudaStream_t s) {
     if (H % 8 == 0 && H <= 2048 && all_aligned(16, x, emb, pos)) {
         int rows = 256 / (H / 8);
-        embed_forward8_kernel<<<(N + rows - 1) / rows, rows * (H / 8), 0, s>>>(x, tokens, emb, scale, pos, N, T, H);
+        ob_launch_dependent(embed_forward8_kernel, (N + rows - 1) / rows, rows * (H / 8), 0, s, x, tokens, emb, scale,
+                            pos, N, T, H);
     } else {
-        embed_forward_kernel<<<ob_blocks((size_t)N * H, 256), 256, 0, s>>>(x, tokens, emb, scale, pos, N, T, H);
+        ob_launch_dependent(embed_forward_kernel, ob_blocks((size_t)N * H, 256), 256, 0, s, x, tokens, emb, scale, pos,
+                            N, T, H);
     }
     OB_LAUNCH_CHECK();
     return OB_OK;
@@ -123,6 +127,7 @@ template <typename Z>
 __global__ void __launch_bounds__(CE_THREADS)
     cross_entropy_kernel(Z *logits, size_t ld, bool grad, bool staged, float *row_loss, float *row_plain,
                          const int32_t *targets, int V, float eps, float grad_scale) {
+    grid_dependency_wait();
     typedef typename four_of<Z>::type four;
     extern __shared__ float4 staged_row[]; /* [V / 4] fours when staged */
     four *row_s = (four *)staged_row;
@@ -200,8 +205,8 @@ static ob_status cross_entropy(Z *logits, size_t ld, bool grad, float *row_loss,
     bool staged = grad && bytes + 1024 <= (size_t)most;
     if (staged)
         OB_CUDA_TRY(cudaFuncSetAttribute(cross_entropy_kernel<Z>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    cross_entropy_kernel<Z><<<n, CE_THREADS, staged ? bytes : 0, s>>>(logits, ld, grad, staged, row_loss, row_plain,
-                                                                      targets, V, smoothing, grad_scale);
+    ob_launch_dependent(cross_entropy_kernel<Z>, n, CE_THREADS, staged ? bytes : 0, s, logits, ld, grad, staged,
+                        row_loss, row_plain, targets, V, smoothing, grad_scale);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

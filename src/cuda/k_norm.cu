@@ -27,6 +27,7 @@ template <int W>
 __global__ void norm_forward_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd, float *x_sum, const float *x,
                                     const bf16 *branch, const float *g, int n, int d, float eps, bool layernorm,
                                     int bits) {
+    grid_dependency_wait();
     int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n)
         return;
@@ -95,6 +96,7 @@ template <int ITER>
 __global__ void __launch_bounds__(ROW_WARPS * 32)
     norm_forward_regs_kernel(bf16 *y, bf16 *yq, float *mean, float *rstd, float *x_sum, const float *x,
                              const bf16 *branch, const float *g, int n, float eps, bool layernorm, int bits) {
+    grid_dependency_wait();
     constexpr int d = ITER * 128;
     int row = blockIdx.x * ROW_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n)
@@ -151,17 +153,17 @@ ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, float
     unsigned blocks = ob_blocks((size_t)n, ROW_WARPS);
     bool vectorised = d % 4 == 0 && all_aligned(16, x, g, x_sum) && all_aligned(8, y, yq, branch);
     if (vectorised && d == 768)
-        norm_forward_regs_kernel<6><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x_sum, x, branch, g, n, eps,
-                                                                      layernorm, act_bits);
+        ob_launch_dependent(norm_forward_regs_kernel<6>, blocks, ROW_WARPS * 32, 0, s, y, yq, mean, rstd, x_sum, x,
+                            branch, g, n, eps, layernorm, act_bits);
     else if (vectorised && d == 1024)
-        norm_forward_regs_kernel<8><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x_sum, x, branch, g, n, eps,
-                                                                      layernorm, act_bits);
+        ob_launch_dependent(norm_forward_regs_kernel<8>, blocks, ROW_WARPS * 32, 0, s, y, yq, mean, rstd, x_sum, x,
+                            branch, g, n, eps, layernorm, act_bits);
     else if (vectorised)
-        norm_forward_kernel<4><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x_sum, x, branch, g, n, d, eps,
-                                                                 layernorm, act_bits);
+        ob_launch_dependent(norm_forward_kernel<4>, blocks, ROW_WARPS * 32, 0, s, y, yq, mean, rstd, x_sum, x, branch,
+                            g, n, d, eps, layernorm, act_bits);
     else
-        norm_forward_kernel<1><<<blocks, ROW_WARPS * 32, 0, s>>>(y, yq, mean, rstd, x_sum, x, branch, g, n, d, eps,
-                                                                 layernorm, act_bits);
+        ob_launch_dependent(norm_forward_kernel<1>, blocks, ROW_WARPS * 32, 0, s, y, yq, mean, rstd, x_sum, x, branch,
+                            g, n, d, eps, layernorm, act_bits);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -175,6 +177,7 @@ template <int W>
 __global__ void norm_backward_kernel(float *dx, bool accumulate, bf16 *dx16, float scale16, float *partials,
                                      const bf16 *dy, const float *x, const float *g, const float *mean,
                                      const float *rstd, int n, int d, bool layernorm) {
+    grid_dependency_wait();
     extern __shared__ float dg_acc[]; /* [warps][d] */
     int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float *acc = dg_acc + (size_t)warp * d;
@@ -239,6 +242,7 @@ __global__ void norm_backward_kernel(float *dx, bool accumulate, bf16 *dx16, flo
 #define COLSUM_LOADS 8
 
 __global__ void column_sum(float *dg, const float *partials, int chunks, int d) {
+    grid_dependency_wait();
     __shared__ float part[COLSUM_SPLIT][33];
     int j = blockIdx.x * 32 + threadIdx.x, c = threadIdx.y;
     float t = 0;
@@ -266,7 +270,7 @@ __global__ void column_sum(float *dg, const float *partials, int chunks, int d) 
 }
 
 static void column_sum_launch(float *dg, const float *partials, int chunks, int d, cudaStream_t s) {
-    column_sum<<<(d + 31) / 32, dim3(32, COLSUM_SPLIT), 0, s>>>(dg, partials, chunks, d);
+    ob_launch_dependent(column_sum, (d + 31) / 32, dim3(32, COLSUM_SPLIT), 0, s, dg, partials, chunks, d);
 }
 
 size_t ob_gpu_norm_partials(int n, int d) { return (size_t)((n + DG_ROWS - 1) / DG_ROWS) * d; }
@@ -283,11 +287,11 @@ ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float sca
     size_t smem = (size_t)warps * d * sizeof(float);
     /* 16-byte accesses where every row starts aligned (gains sit at any offset of the parameters). */
     if (d % 4 == 0 && all_aligned(16, x, g, dx) && all_aligned(8, dy, dx16))
-        norm_backward_kernel<4><<<chunks, warps * 32, smem, s>>>(dx, accumulate, dx16, scale16, partials, dy, x, g,
-                                                                 mean, rstd, n, d, layernorm);
+        ob_launch_dependent(norm_backward_kernel<4>, chunks, warps * 32, smem, s, dx, accumulate, dx16, scale16,
+                            partials, dy, x, g, mean, rstd, n, d, layernorm);
     else
-        norm_backward_kernel<1><<<chunks, warps * 32, smem, s>>>(dx, accumulate, dx16, scale16, partials, dy, x, g,
-                                                                 mean, rstd, n, d, layernorm);
+        ob_launch_dependent(norm_backward_kernel<1>, chunks, warps * 32, smem, s, dx, accumulate, dx16, scale16,
+                            partials, dy, x, g, mean, rstd, n, d, layernorm);
     column_sum_launch(dg, partials, chunks, d, s);
     OB_LAUNCH_CHECK();
     return OB_OK;
@@ -306,6 +310,7 @@ __device__ __forceinline__ size_t head_at(int vec, int heads, int hd, size_t ld)
 __global__ void qk_forward_kernel(bf16 *out, const bf16 *in, size_t ld, float *rstd, const float *gain,
                                   const float *cs, const float *sn, int rows, int T, int heads, int hd, float eps,
                                   bool qk_norm, bool rope) {
+    grid_dependency_wait();
     int vec = blockIdx.x * QK_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (vec >= rows)
         return;
@@ -349,6 +354,7 @@ __global__ void qk_forward_kernel(bf16 *out, const bf16 *in, size_t ld, float *r
 __global__ void qk_forward8_kernel(bf16 *out, const bf16 *in, size_t ld, float *rstd, const float *gain,
                                    const float *cs, const float *sn, int rows, int T, int heads, int hd, float eps,
                                    bool qk_norm, bool rope) {
+    grid_dependency_wait();
     int group = hd / 8, half = hd / 2;
     size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     int vec = (int)(tid / group), part = (int)(tid % group), j0 = 8 * part;
@@ -390,11 +396,11 @@ ob_status ob_gpu_qk_forward(bf16 *out, const bf16 *in, size_t ld, float *rstd, c
                             bool qk_norm, bool rope, cudaStream_t s) {
     int rows = B * T * heads;
     if (qk_vectorised(out, in, ld, hd))
-        qk_forward8_kernel<<<ob_blocks((size_t)rows * (hd / 8), 256), 256, 0, s>>>(
-            out, in, ld, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
+        ob_launch_dependent(qk_forward8_kernel, ob_blocks((size_t)rows * (hd / 8), 256), 256, 0, s, out, in, ld, rstd,
+                            gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
     else
-        qk_forward_kernel<<<ob_blocks((size_t)rows, QK_WARPS), QK_WARPS * 32, 0, s>>>(
-            out, in, ld, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
+        ob_launch_dependent(qk_forward_kernel, ob_blocks((size_t)rows, QK_WARPS), QK_WARPS * 32, 0, s, out, in, ld,
+                            rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, eps, qk_norm, rope);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -409,6 +415,7 @@ size_t ob_gpu_qk_partials(int rows, int hd) { return (size_t)(rows + QK_CHUNK - 
 __global__ void qk_backward_kernel(bf16 *dx, size_t ld, float *partials, const bf16 *dy, const bf16 *pre,
                                    const float *rstd, const float *gain, const float *cs, const float *sn, int rows,
                                    int T, int heads, int hd, bool qk_norm, bool rope) {
+    grid_dependency_wait();
     extern __shared__ float dgain_acc[]; /* [QK_WARPS][hd] */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = hd / 2;
     float *acc = dgain_acc + warp * hd;
@@ -464,6 +471,7 @@ __global__ void qk_backward_kernel(bf16 *dx, size_t ld, float *partials, const b
 __global__ void qk_backward8_kernel(bf16 *dx, size_t ld, float *partials, const bf16 *dy, const bf16 *pre,
                                     const float *rstd, const float *gain, const float *cs, const float *sn, int rows,
                                     int T, int heads, int hd, bool qk_norm, bool rope) {
+    grid_dependency_wait();
     __shared__ float sums[QK8_THREADS * 8]; /* [slots][hd] */
     int group = hd / 8, half = hd / 2, slots = QK8_THREADS / group;
     int slot = threadIdx.x / group, part = threadIdx.x % group, j0 = 8 * part;
@@ -519,11 +527,11 @@ ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, 
                              int T, int heads, int hd, bool qk_norm, bool rope, cudaStream_t s) {
     int rows = B * T * heads, chunks = (rows + QK_CHUNK - 1) / QK_CHUNK;
     if (qk_vectorised(dy, dx, ld, hd) && (uintptr_t)pre % 16 == 0)
-        qk_backward8_kernel<<<chunks, QK8_THREADS, 0, s>>>(dx, ld, partials, dy, pre, rstd, gain, rope_cos, rope_sin,
-                                                          rows, T, heads, hd, qk_norm, rope);
+        ob_launch_dependent(qk_backward8_kernel, chunks, QK8_THREADS, 0, s, dx, ld, partials, dy, pre, rstd, gain,
+                            rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
     else
-        qk_backward_kernel<<<chunks, QK_WARPS * 32, QK_WARPS * hd * sizeof(float), s>>>(
-            dx, ld, partials, dy, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
+        ob_launch_dependent(qk_backward_kernel, chunks, QK_WARPS * 32, QK_WARPS * hd * sizeof(float), s, dx, ld,
+                            partials, dy, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
     if (qk_norm)
         column_sum_launch(dgain, partials, chunks, hd, s);
     OB_LAUNCH_CHECK();
