@@ -135,12 +135,10 @@ static ob_status allocate(gpu_backend *g) {
     DALLOC(st->logits, (size_t)st->chunk * st->logits_ld);
     DALLOC(st->row_loss, N);
     DALLOC(st->row_plain, N);
-    size_t widest = H > F ? H : F;
-    size_t partial_floats = ob_gpu_norm_partials((int)N, (int)widest);
+    size_t partial_floats = ob_gpu_norm_partials((int)N, (int)H); /* every norm is H wide */
     size_t qk_floats = ob_gpu_qk_partials((int)(N * nh), hd);
-    if (qk_floats > partial_floats)
-        partial_floats = qk_floats;
-    DALLOC(st->partials, partial_floats);
+    st->partial_floats = qk_floats > partial_floats ? qk_floats : partial_floats;
+    DALLOC(st->partials, PARTIAL_SLOTS * st->partial_floats);
     DALLOC(st->sum_partials, OB_GPU_SUM_BLOCKS);
     DALLOC(st->sums, 2);
     size_t half = (size_t)st->T * (hd / 2 + 1);
@@ -380,6 +378,8 @@ static ob_status create_streams(gpu_state *st) {
     OB_CUDA_TRY(cudaEventCreateWithFlags(&st->grads_zeroed, cudaEventDisableTiming));
     for (int i = 0; i < WG_EVENTS; i++)
         OB_CUDA_TRY(cudaEventCreateWithFlags(&st->wg_done[i], cudaEventDisableTiming));
+    for (int i = 0; i < PARTIAL_SLOTS; i++)
+        OB_CUDA_TRY(cudaEventCreateWithFlags(&st->partials_free[i], cudaEventDisableTiming));
     return OB_OK;
 }
 
@@ -398,6 +398,9 @@ static void destroy_streams(gpu_state *st) {
     for (int i = 0; i < WG_EVENTS; i++)
         if (st->wg_done[i])
             cudaEventDestroy(st->wg_done[i]);
+    for (int i = 0; i < PARTIAL_SLOTS; i++)
+        if (st->partials_free[i])
+            cudaEventDestroy(st->partials_free[i]);
 }
 
 static void gpu_destroy(ob_backend *b) {

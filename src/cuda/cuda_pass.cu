@@ -126,6 +126,41 @@ static ob_status wg_wait_all(const pass *p) {
     return wg_wait(p, e);
 }
 
+/* A free slot of the gain-gradient partial sums (cuda_state.cuh): the main
+ * stream first waits until what the slot held has been summed. */
+static ob_status partials_take(const pass *p, int *slot) {
+    gpu_state *st = p->st;
+    *slot = st->partials_next++ % PARTIAL_SLOTS;
+    if (st->wg_stream != st->stream)
+        OB_CUDA_TRY(cudaStreamWaitEvent(st->stream, st->partials_free[*slot], 0));
+    return OB_OK;
+}
+
+static float *partials_of(const pass *p, int slot) { return p->st->partials + (size_t)slot * p->st->partial_floats; }
+
+/* dg += the slot's partial sums, on the weight gradients' stream: a few
+ * microseconds each, four times a layer, off the main stream's path. */
+static ob_status gain_sum(const pass *p, float *dg, int slot, size_t floats, int d) {
+    gpu_state *st = p->st;
+    OB_STATUS_TRY(wg_begin(p));
+    OB_STATUS_TRY(ob_gpu_gain_sum(dg, partials_of(p, slot), floats, d, st->wg_stream));
+    if (st->wg_stream != st->stream)
+        OB_CUDA_TRY(cudaEventRecord(st->partials_free[slot], st->wg_stream));
+    return OB_OK;
+}
+
+/* Backward of a norm over H-wide rows, its gain gradient summed by gain_sum. */
+static ob_status norm_backward(const pass *p, float *dx, bool accumulate, bf16 *dx16, float scale16, int gain,
+                               const bf16 *dy, const float *x, const float *mean, const float *rstd, bool layernorm) {
+    gpu_state *st = p->st;
+    int slot, H = st->m->cfg.hidden_size;
+    OB_STATUS_TRY(partials_take(p, &slot));
+    OB_STATUS_TRY(ob_gpu_norm_backward(dx, accumulate, dx16, scale16, NULL, partials_of(p, slot), dy, x,
+                                       st->params + param(p, gain)->offset, mean, rstd, p->N, H, layernorm,
+                                       st->stream));
+    return gain_sum(p, st->grads + param(p, gain)->offset, slot, ob_gpu_norm_partials(p->N, H), H);
+}
+
 /* Makes a weight-gradient product a strided batch over `batch` matrices stored
  * one after another like prm, their dy dy_stride elements apart. */
 static void batch_of(ob_gemm_args *g, int batch, long long dy_stride, const ob_param *prm) {
@@ -362,9 +397,7 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     OB_STATUS_TRY(linears_backward(p, ffn, act == 2 ? 2 : 1, a->n2, a->x2q, N, dffn, (int)st->ffn_ld, st->dn));
     MARK("bwd norm");
     OB_STATUS_TRY(wg_wait(p, down_done));
-    OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, true, st->dtmp, r, st->grads + param(p, lp->post_norm)->offset,
-                                       st->partials, st->dn, a->a, st->params + param(p, lp->post_norm)->offset,
-                                       a->mean2, a->rstd2, N, H, ln, s));
+    OB_STATUS_TRY(norm_backward(p, st->dres, true, st->dtmp, r, lp->post_norm, st->dn, a->a, a->mean2, a->rstd2, ln));
     int po = lp->proj[OB_PROJ_O];
     MARK("bwd gemm o");
     bf16 *rebuild_oq = act_bits(p, param(p, po)) ? st->oq : NULL;
@@ -379,19 +412,25 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     float *dgq = c->use_qk_norm ? st->grads + param(p, lp->q_norm)->offset : NULL;
     float *dgk = c->use_qk_norm ? st->grads + param(p, lp->k_norm)->offset : NULL;
     MARK("bwd qk-norm+rope");
-    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv, st->qkv_ld, st->dq, dgq, st->partials, a->qkv, a->rq, gq,
+    int qs, ks;
+    OB_STATUS_TRY(partials_take(p, &qs));
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv, st->qkv_ld, st->dq, NULL, partials_of(p, qs), a->qkv, a->rq, gq,
                                      st->rope_cos, st->rope_sin, B, T, nh, hd, c->use_qk_norm, c->use_rope, s));
-    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv + H, st->qkv_ld, st->dk, dgk, st->partials, a->qkv + H, a->rk, gk,
-                                     st->rope_cos, st->rope_sin, B, T, nkv, hd, c->use_qk_norm, c->use_rope, s));
+    if (c->use_qk_norm)
+        OB_STATUS_TRY(gain_sum(p, dgq, qs, ob_gpu_qk_partials(N * nh, hd), hd));
+    OB_STATUS_TRY(partials_take(p, &ks));
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv + H, st->qkv_ld, st->dk, NULL, partials_of(p, ks), a->qkv + H, a->rk,
+                                     gk, st->rope_cos, st->rope_sin, B, T, nkv, hd, c->use_qk_norm, c->use_rope, s));
+    if (c->use_qk_norm)
+        OB_STATUS_TRY(gain_sum(p, dgk, ks, ob_gpu_qk_partials(N * nkv, hd), hd));
     const int qkv[3] = {lp->proj[OB_PROJ_Q], lp->proj[OB_PROJ_K], lp->proj[OB_PROJ_V]};
     const bf16 *dqkv[3] = {st->dqkv, st->dqkv + H, st->dv};
     MARK("bwd gemm qkv");
     OB_STATUS_TRY(linears_backward(p, qkv, 3, a->n1, a->x1q, N, dqkv, (int)st->qkv_ld, st->dn));
     MARK("bwd norm");
     OB_STATUS_TRY(wg_wait(p, o_done));
-    return ob_gpu_norm_backward(st->dres, true, l > 0 ? st->dtmp : NULL, r,
-                                st->grads + param(p, lp->input_norm)->offset, st->partials, st->dn, a->x,
-                                st->params + param(p, lp->input_norm)->offset, a->mean1, a->rstd1, N, H, ln, s);
+    return norm_backward(p, st->dres, true, l > 0 ? st->dtmp : NULL, r, lp->input_norm, st->dn, a->x, a->mean1,
+                         a->rstd1, ln);
 }
 
 /* Head and loss in chunks of rows; with training, dL/dnf goes to st->dn. The
@@ -575,10 +614,8 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
     OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, s));
     OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, s));
     if (train) {
-        OB_STATUS_TRY(ob_gpu_norm_backward(st->dres, false, st->dtmp, residual_factor(c),
-                                           st->grads + param(&p, m->final_norm)->offset, st->partials, st->dn, st->xf,
-                                           st->params + param(&p, m->final_norm)->offset, st->meanf, st->rstdf, N, H,
-                                           !c->use_subln, s));
+        OB_STATUS_TRY(norm_backward(&p, st->dres, false, st->dtmp, residual_factor(c), m->final_norm, st->dn, st->xf,
+                                    st->meanf, st->rstdf, !c->use_subln));
         for (int l = L - 1; l >= 0; l--) {
             OB_STATUS_TRY(layer_backward(&p, l, B, T));
             if (st->reduce) { /* this layer's gradients are final: sum them over the processes now */

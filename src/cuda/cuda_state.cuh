@@ -13,6 +13,7 @@ extern "C" {
 }
 
 #define WG_EVENTS 8
+#define PARTIAL_SLOTS 4 /* gain-gradient partial sums in flight (a layer's backward has four) */
 
 typedef struct {
     float *x, *a;                       /* residual entering the layer, after attention [N,H] */
@@ -72,7 +73,13 @@ typedef struct {
     size_t logits_ld;
     int chunk;
     float *row_loss, *row_plain;
-    float *partials;         /* norm/gain gradient partial sums */
+    /* Gain-gradient partial sums: a ring of PARTIAL_SLOTS slots of
+     * partial_floats, summed on wg_stream (off the main stream's path); a
+     * slot is taken again after partials_free[slot] (NULL: one stream). */
+    float *partials;
+    size_t partial_floats;
+    cudaEvent_t partials_free[PARTIAL_SLOTS];
+    int partials_next;
     double *sum_partials, *sums;
     float *rope_cos, *rope_sin;
     /* The batch's tables (tokens, targets, emb_order, emb_ids [capacity each],

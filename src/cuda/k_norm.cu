@@ -273,6 +273,12 @@ static void column_sum_launch(float *dg, const float *partials, int chunks, int 
     ob_launch_dependent(column_sum, (d + 31) / 32, dim3(32, COLSUM_SPLIT), 0, s, dg, partials, chunks, d);
 }
 
+ob_status ob_gpu_gain_sum(float *dg, const float *partials, size_t floats, int d, cudaStream_t s) {
+    column_sum_launch(dg, partials, (int)(floats / (size_t)d), d, s);
+    OB_LAUNCH_CHECK();
+    return OB_OK;
+}
+
 size_t ob_gpu_norm_partials(int n, int d) { return (size_t)((n + DG_ROWS - 1) / DG_ROWS) * d; }
 
 ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float scale16, float *dg, float *partials,
@@ -292,7 +298,8 @@ ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float sca
     else
         ob_launch_dependent(norm_backward_kernel<1>, chunks, warps * 32, smem, s, dx, accumulate, dx16, scale16,
                             partials, dy, x, g, mean, rstd, n, d, layernorm);
-    column_sum_launch(dg, partials, chunks, d, s);
+    if (dg)
+        column_sum_launch(dg, partials, chunks, d, s);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }
@@ -532,7 +539,7 @@ ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, 
     else
         ob_launch_dependent(qk_backward_kernel, chunks, QK_WARPS * 32, QK_WARPS * hd * sizeof(float), s, dx, ld,
                             partials, dy, pre, rstd, gain, rope_cos, rope_sin, rows, T, heads, hd, qk_norm, rope);
-    if (qk_norm)
+    if (qk_norm && dgain)
         column_sum_launch(dgain, partials, chunks, hd, s);
     OB_LAUNCH_CHECK();
     return OB_OK;

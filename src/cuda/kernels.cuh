@@ -66,8 +66,10 @@ ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, float
                               int act_bits, cudaStream_t s);
 /* dx (fp32, = or += when accumulate) and the gain gradient (fp32 +=) from bf16 dy;
  * with dx16, also scale16·dx (the result) in bf16, the next product's input.
- * `partials` holds ob_gpu_norm_partials(n, d) floats. */
+ * `partials` holds ob_gpu_norm_partials(n, d) floats: the gain gradient's
+ * partial sums, which ob_gpu_gain_sum adds into dg later when dg is NULL. */
 size_t ob_gpu_norm_partials(int n, int d);
+ob_status ob_gpu_gain_sum(float *dg, const float *partials, size_t floats, int d, cudaStream_t s);
 ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float scale16, float *dg, float *partials,
                                const bf16 *dy, const float *x, const float *g, const float *mean, const float *rstd,
                                int n, int d, bool layernorm, cudaStream_t s);
@@ -83,7 +85,8 @@ ob_status ob_gpu_qk_forward(bf16 *out, const bf16 *in, size_t ld, float *rstd, c
                             bool qk_norm, bool rope, cudaStream_t s);
 /* Backward of the above: dx (bf16, rows `ld` apart, as `pre`, the forward's
  * input) from dense dy, and the gain gradient (+=); `partials` holds
- * ob_gpu_qk_partials(B·T·heads, hd) floats. */
+ * ob_gpu_qk_partials(B·T·heads, hd) floats (left for ob_gpu_gain_sum when
+ * dgain is NULL). */
 size_t ob_gpu_qk_partials(int rows, int hd);
 ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, float *partials, const bf16 *pre,
                              const float *rstd, const float *gain, const float *rope_cos, const float *rope_sin, int B,
