@@ -1,12 +1,12 @@
 /* A kernel timeline for any CUDA program, through CUPTI's activity records:
  *   LD_PRELOAD=build-gpu/lib/libkernel_trace.so bench_gpu_train ...
- * At exit it prints, per training step (from the end of the first AdamW
- * kernel to the end of the last; the whole run where there are fewer than
- * two): the time some kernel ran on the device, the idle gaps between kernels
- * by length, the time kernels ran beside each other, and the kernels and
- * memsets by total time. What ONEBIT_CUDA_PROFILE cannot show: the gaps
- * between launches and the overlap of streams. KERNEL_TRACE_TIMELINE=file
- * also writes the last step's kernels, one a line. */
+ * At exit it prints, per training step (from the end of the first
+ * adamw_kernel, a step's last kernel, to the end of the last; the whole run
+ * where there are fewer than two): the time some kernel ran on the device,
+ * the idle gaps between kernels by length, the time kernels ran beside each
+ * other, and the kernels and memsets by total time. What ONEBIT_CUDA_PROFILE
+ * cannot show: the gaps between launches and the overlap of streams.
+ * KERNEL_TRACE_TIMELINE=file also writes the last step's kernels, one a line. */
 #include <cupti.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -99,7 +99,7 @@ static void report(void) {
     size_t first = 0, last = count; /* the kernels that start after the first AdamW and by the end of the last */
     int adamw = 0;
     for (size_t i = 0; i < count; i++)
-        if (strstr(spans[i].name, "adamw")) {
+        if (strstr(spans[i].name, "adamw_kernel")) {
             if (adamw++ == 0)
                 first = i + 1;
             last = i + 1;

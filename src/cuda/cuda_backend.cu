@@ -170,22 +170,27 @@ static ob_status prepare_tables(gpu_backend *g) {
         free(segs);
         return ob_error(OB_ERR_NOMEM, "cuda: out of host memory");
     }
-    int count = 0;
+    /* AdamW: the matrices through the quantiser (ob_gpu_wquant_adamw), the
+     * other parameters as segments. */
+    int count = 0, num_segs = 0;
     for (int i = 0; i < m->num_params; i++) {
         const ob_param *p = &m->params[i];
-        segs[i].offset = (int64_t)p->offset;
-        segs[i].numel = (int64_t)p->numel;
-        segs[i].decay = p->decay;
-        segs[i].clamp = p->clamp;
         st->matrix_of[i] = -1;
-        if (p->cols == 0 || p->kind == OB_PARAM_POSITIONS)
+        if (p->cols == 0 || p->kind == OB_PARAM_POSITIONS) {
+            ob_gpu_param_seg seg = {(int64_t)p->offset, (int64_t)p->numel, 0, p->decay, p->clamp};
+            segs[num_segs++] = seg;
             continue;
+        }
         mats[count].offset = (int64_t)p->offset;
         mats[count].rows = p->rows;
         mats[count].cols = p->cols;
         mats[count].mode = p->mode;
+        mats[count].decay = p->decay;
+        mats[count].clamp = p->clamp;
         st->matrix_of[i] = count++;
     }
+    st->num_segs = num_segs;
+    st->segs_packed = ob_gpu_param_segs_pack(segs, num_segs);
     /* Q, K, V, gate and up carry their scale in the effective weights, so that
      * one product (alpha 1) serves Q, K and V, and one gate and up
      * (cuda_pass.cu, fused_rows). */
@@ -199,8 +204,8 @@ static ob_status prepare_tables(gpu_backend *g) {
     if (s == OB_OK)
         s = dalloc(g, (void **)&st->stats, (size_t)(count ? count : 1) * sizeof(ob_gpu_qstats));
     if (s == OB_OK)
-        s = dalloc(g, (void **)&st->segs, (size_t)m->num_params * sizeof *segs);
-    if (s == OB_OK && cudaMemcpy(st->segs, segs, (size_t)m->num_params * sizeof *segs, cudaMemcpyHostToDevice) !=
+        s = dalloc(g, (void **)&st->segs, (size_t)(num_segs ? num_segs : 1) * sizeof *segs);
+    if (s == OB_OK && cudaMemcpy(st->segs, segs, (size_t)num_segs * sizeof *segs, cudaMemcpyHostToDevice) !=
                           cudaSuccess)
         s = ob_error(OB_ERR_DEVICE, "cuda: upload of the parameter table failed");
     free(segs);
@@ -252,6 +257,7 @@ static ob_status gpu_copy(ob_backend *b, void *dst, const void *src, cudaMemcpyK
 }
 
 static ob_status gpu_upload(ob_backend *b, const float *params) {
+    ob_gpu_wquant_forget(impl(b)->st.wq);
     return gpu_copy(b, impl(b)->st.params, params, cudaMemcpyHostToDevice);
 }
 
@@ -340,9 +346,11 @@ static ob_status gpu_adamw(ob_backend *b, const ob_adamw *o) {
     gpu_state *st = &impl(b)->st;
     OB_CUDA_TRY(cudaSetDevice(st->device));
     ob_gpu_profile_mark(&st->prof, st->stream, "adamw");
-    return ob_gpu_adamw(st->params, st->grads, st->mom_m, st->mom_v, st->segs, b->model->num_params,
-                        (int64_t)b->model->num_floats, o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->step,
-                        o->grad_scale, (float)b->model->cfg.latent_clamp_max, st->stream);
+    float clamp = (float)b->model->cfg.latent_clamp_max;
+    ob_gpu_adamw_step a = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->grad_scale, clamp, o->step};
+    OB_STATUS_TRY(ob_gpu_wquant_adamw(st->wq, st->params, st->grads, st->mom_m, st->mom_v, &a, st->stream));
+    return ob_gpu_adamw(st->params, st->grads, st->mom_m, st->mom_v, st->segs, st->num_segs, st->segs_packed, &a,
+                        st->stream);
 }
 
 static ob_status gpu_get_grads(ob_backend *b, float *grads) {

@@ -55,7 +55,9 @@ typedef struct {
     bool grads_fresh;
     bf16 *w_eff, *wc;        /* effective weights, clamped latent weights (Arenas) */
     ob_gpu_qstats *stats;    /* per matrix */
-    ob_gpu_param_seg *segs;  /* per parameter */
+    ob_gpu_param_seg *segs;  /* AdamW's segments: the parameters outside the quantiser's matrices */
+    int num_segs;
+    int64_t segs_packed;
     gpu_layer *layers;
     float *xf, *meanf, *rstdf;
     bf16 *nf, *nfq;

@@ -1,5 +1,6 @@
 /* Embedding, cross-entropy, residual and conversion kernels, deterministic
  * sums, and the fused AdamW step. */
+#include "cuda/adamw.cuh"
 #include "cuda/kernels.cuh"
 #include "cuda/vec_access.cuh"
 
@@ -314,46 +315,28 @@ ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bo
     return OB_OK;
 }
 
-typedef struct {
-    float lr, beta1, beta2, eps, bc1, bc2_sqrt, grad_scale, clamp;
-} adamw_consts;
-
-__device__ __forceinline__ void adamw_update(float &w, float g, float &m, float &v, float decay, bool clamp,
-                                             const adamw_consts &c) {
-    float gk = g * c.grad_scale;
-    float wk = w * decay;
-    float mk = c.beta1 * m + (1.0f - c.beta1) * gk;
-    float vk = c.beta2 * v + (1.0f - c.beta2) * gk * gk;
-    wk -= c.lr / c.bc1 * mk / (sqrtf(vk) / c.bc2_sqrt + c.eps);
-    if (clamp)
-        wk = fminf(fmaxf(wk, -c.clamp), c.clamp);
-    m = mk;
-    v = vk;
-    w = wk;
-}
-
-/* Four consecutive floats a thread over [0, total), so every segment gets
- * threads in proportion to its size (the largest, the embedding, held a fixed
- * 64 blocks before); a binary search over the ascending offsets finds the
- * segment. Floats in the gaps between segments are left alone. */
+/* Four consecutive floats a thread over the packed segments, so that every
+ * segment gets threads in proportion to its size and none go to floats
+ * outside them; a binary search over the ascending packed offsets finds the
+ * segment. */
 __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, int num_segs,
-                             int64_t total, float wd, adamw_consts c) {
-    int64_t i = 4 * ((int64_t)blockIdx.x * blockDim.x + threadIdx.x);
-    if (i >= total)
+                             int64_t packed_total, adamw_consts c) {
+    int64_t p = 4 * ((int64_t)blockIdx.x * blockDim.x + threadIdx.x);
+    if (p >= packed_total)
         return;
     int lo = 0, hi = num_segs - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (segs[mid].offset <= i)
+        if (segs[mid].packed <= p)
             lo = mid;
         else
             hi = mid - 1;
     }
     ob_gpu_param_seg seg = segs[lo];
-    int64_t end = seg.offset + seg.numel;
-    if (i < seg.offset || i >= end)
+    int64_t i = seg.offset + (p - seg.packed), end = seg.offset + seg.numel;
+    if (i >= end)
         return;
-    float decay = seg.decay ? 1.0f - c.lr * wd : 1.0f;
+    float decay = seg.decay ? 1.0f - c.lr * c.weight_decay : 1.0f;
     if (i + 4 <= end) {
         float4 wv = *(float4 *)(w + i), gv = *(const float4 *)(g + i);
         float4 mv = *(float4 *)(m + i), vv = *(float4 *)(v + i);
@@ -370,13 +353,22 @@ __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, const
     }
 }
 
+int64_t ob_gpu_param_segs_pack(ob_gpu_param_seg *segs, int num_segs) {
+    int64_t packed = 0;
+    for (int i = 0; i < num_segs; i++) {
+        segs[i].packed = packed;
+        packed += (segs[i].numel + 3) / 4 * 4;
+    }
+    return packed;
+}
+
 ob_status ob_gpu_adamw(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, int num_segs,
-                       int64_t total, float lr, float beta1, float beta2, float eps, float weight_decay,
-                       int64_t step, float grad_scale, float clamp, cudaStream_t s) {
-    adamw_consts c = {lr, beta1, beta2, eps, 1.0f - powf(beta1, (float)step), sqrtf(1.0f - powf(beta2, (float)step)),
-                      grad_scale, clamp};
-    int64_t threads = (total + 3) / 4;
-    adamw_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, s>>>(w, g, m, v, segs, num_segs, total, weight_decay, c);
+                       int64_t packed_total, const ob_gpu_adamw_step *a, cudaStream_t s) {
+    if (packed_total == 0)
+        return OB_OK;
+    int64_t threads = packed_total / 4;
+    adamw_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, s>>>(w, g, m, v, segs, num_segs, packed_total,
+                                                                    adamw_consts_of(a));
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

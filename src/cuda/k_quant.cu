@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/adamw.cuh"
 #include "cuda/kernels.cuh"
 #include "cuda/vec_access.cuh"
 
-#define QBLOCK_ELEMS (1 << 16) /* elements per statistics block */
+/* Elements per statistics block: small enough that the AdamW over them
+ * (ob_gpu_wquant_adamw) runs in several waves of blocks, not 1.2. */
+#define QBLOCK_ELEMS (1 << 14)
 #define QTHREADS 256
 
 /* A block of the statistics passes: a range of one matrix. */
@@ -27,6 +30,10 @@ struct ob_gpu_wquant {
     double *soft_partials;              /* [largest matrix's blocks + 1][4] */
     int max_rows;
     bool has_rowwise; /* any eightbit/fourbit matrix */
+    /* `partials` and `beyond` hold the first statistics pass of the current
+     * weights with this clamp (ob_gpu_wquant_adamw wrote them). */
+    bool sums_ready;
+    float sums_clamp;
 };
 
 ob_status ob_gpu_wquant_create(const ob_gpu_matrix *mats, int count, ob_gpu_wquant **out) {
@@ -169,6 +176,67 @@ __global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const q
         partials[2 * blockIdx.x + 1] = s;
     }
 }
+
+/* AdamW over a statistics block's weights, then stats_abs_sum's sums over
+ * the updated weights, element for element in its order. */
+__global__ void adamw_stats(float *w, const float *g, float *m, float *v, const ob_gpu_matrix *mats,
+                            const qblock *blocks, adamw_consts c, double *partials, int *beyond) {
+    qblock b = blocks[blockIdx.x];
+    const ob_gpu_matrix mat = mats[b.matrix];
+    float *wm = w + mat.offset, *mm = m + mat.offset, *vm = v + mat.offset;
+    const float *gm = g + mat.offset;
+    float decay = mat.decay ? 1.0f - c.lr * c.weight_decay : 1.0f;
+    double sa = 0, s = 0;
+    bool out = false;
+    auto sum = [&](float x) {
+        float cx = clampf(x, c.clamp);
+        out |= fabsf(x) > c.clamp;
+        sa += fabsf(cx);
+        s += cx;
+    };
+    if (block_vectorised(wm, b)) { /* g, m and v lie at the same offsets of buffers as aligned */
+        for (int64_t i = b.begin + 4 * threadIdx.x; i < b.end; i += 4 * QTHREADS) {
+            float4 wv = *(float4 *)(wm + i), gv = *(const float4 *)(gm + i);
+            float4 mv = *(float4 *)(mm + i), vv = *(float4 *)(vm + i);
+            adamw_update(wv.x, gv.x, mv.x, vv.x, decay, mat.clamp, c);
+            adamw_update(wv.y, gv.y, mv.y, vv.y, decay, mat.clamp, c);
+            adamw_update(wv.z, gv.z, mv.z, vv.z, decay, mat.clamp, c);
+            adamw_update(wv.w, gv.w, mv.w, vv.w, decay, mat.clamp, c);
+            *(float4 *)(wm + i) = wv;
+            *(float4 *)(mm + i) = mv;
+            *(float4 *)(vm + i) = vv;
+            sum(wv.x), sum(wv.y), sum(wv.z), sum(wv.w);
+        }
+    } else {
+        for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS) {
+            adamw_update(wm[i], gm[i], mm[i], vm[i], decay, mat.clamp, c);
+            sum(wm[i]);
+        }
+    }
+    out = __syncthreads_or(out);
+    if (threadIdx.x == 0)
+        beyond[blockIdx.x] = out;
+    sa = block_sum_d(sa);
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) {
+        partials[2 * blockIdx.x] = sa;
+        partials[2 * blockIdx.x + 1] = s;
+    }
+}
+
+ob_status ob_gpu_wquant_adamw(ob_gpu_wquant *q, float *w, const float *g, float *m, float *v,
+                              const ob_gpu_adamw_step *a, cudaStream_t s) {
+    if (!q->num_blocks)
+        return OB_OK;
+    adamw_stats<<<q->num_blocks, QTHREADS, 0, s>>>(w, g, m, v, q->mats_d, q->blocks_d, adamw_consts_of(a),
+                                                    q->partials, q->beyond);
+    OB_LAUNCH_CHECK();
+    q->sums_ready = true;
+    q->sums_clamp = a->clamp;
+    return OB_OK;
+}
+
+void ob_gpu_wquant_forget(ob_gpu_wquant *q) { q->sums_ready = false; }
 
 /* Pass 2 (a block per matrix, its threads' sums added in a fixed order): β and μ. */
 __global__ void stats_finish_beta(const ob_gpu_matrix *mats, const int *first, const double *partials,
@@ -346,8 +414,11 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
     if (changed)
         OB_CUDA_TRY(cudaMemcpyAsync(q->mats_d, q->mats_h, (size_t)q->count * sizeof *q->mats_h,
                                     cudaMemcpyHostToDevice, s));
-    stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials, q->beyond);
+    if (!q->sums_ready || q->sums_clamp != clamp)
+        stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials, q->beyond);
     stats_finish_beta<<<q->count, QTHREADS, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats);
+    q->sums_ready = !dynamic; /* the weights' until they change, unless the next pass overwrites them */
+    q->sums_clamp = clamp;
     if (dynamic) /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
         stats_mask_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, stats, q->partials);
     stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,

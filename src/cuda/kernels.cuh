@@ -21,6 +21,7 @@ typedef struct {
     int mode;       /* ob_quant_mode */
     int soft;       /* soft regime this step */
     int fold;       /* hard ternary/binary codes times their scale (GEMM alpha 1) */
+    int decay, clamp; /* AdamW's weight decay and latent clamp apply */
 } ob_gpu_matrix;
 
 /* Per-matrix scalars computed on the device. */
@@ -153,16 +154,35 @@ ob_status ob_gpu_sum(double *out, const float *x, size_t n, double *partials, bo
 
 /* ---- optimizer ---------------------------------------------------------------- */
 
+/* A parameter segment of the optimizer: floats [offset, offset + numel) of
+ * the buffers, at `packed` in the index space its threads cover
+ * (ob_gpu_param_segs_pack). */
 typedef struct {
-    int64_t offset, numel;
+    int64_t offset, numel, packed;
     int decay, clamp;
 } ob_gpu_param_seg;
 
-/* One AdamW step over every parameter segment (offsets ascending, multiples of
- * 4, within [0, total)); g is multiplied by grad_scale (clipping) first; the
- * latent clamp follows on segments with clamp set. */
+/* Lays the segments (offsets ascending, multiples of 4) one after another in
+ * groups of four floats; returns the floats that covers. */
+int64_t ob_gpu_param_segs_pack(ob_gpu_param_seg *segs, int num_segs);
+
+/* One AdamW step: g is multiplied by grad_scale (clipping) first; the latent
+ * clamp follows where a segment or matrix says so. */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay, grad_scale, clamp;
+    int64_t step;
+} ob_gpu_adamw_step;
+
+/* Over the packed segments (packed_total from ob_gpu_param_segs_pack); floats
+ * outside them are left alone. */
 ob_status ob_gpu_adamw(float *w, const float *g, float *m, float *v, const ob_gpu_param_seg *segs, int num_segs,
-                       int64_t total, float lr, float beta1, float beta2, float eps, float weight_decay,
-                       int64_t step, float grad_scale, float clamp, cudaStream_t s);
+                       int64_t packed_total, const ob_gpu_adamw_step *a, cudaStream_t s);
+/* Over every quantiser matrix (ob_gpu_matrix's decay and clamp), writing as it
+ * goes what the next ob_gpu_wquant_run's first statistics pass would compute
+ * from the updated weights, so that the pass is skipped. */
+ob_status ob_gpu_wquant_adamw(ob_gpu_wquant *q, float *w, const float *g, float *m, float *v,
+                              const ob_gpu_adamw_step *a, cudaStream_t s);
+/* The weights changed otherwise (an upload): the next run makes its statistics afresh. */
+void ob_gpu_wquant_forget(ob_gpu_wquant *q);
 
 #endif

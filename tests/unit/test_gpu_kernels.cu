@@ -633,7 +633,9 @@ static void test_adamw(void **state) {
     auto w = randv(n, 1), g = randv(n, 1), m = randv(n, 0.1f), v = randv(n, 0.1f);
     for (auto &x : v)
         x = x * x;
-    ob_gpu_param_seg segs[3] = {{0, 3000, 1, 1}, {3008, 1990, 0, 0}, {5008, 90, 1, 0}};
+    ob_gpu_param_seg segs[3] = {{0, 3000, 0, 1, 1}, {3008, 1990, 0, 0, 0}, {5008, 90, 0, 1, 0}};
+    int64_t packed = ob_gpu_param_segs_pack(segs, 3);
+    assert_true(packed == 3000 + 1992 + 92);
     ob_gpu_param_seg *dsegs;
     cudaMalloc(&dsegs, sizeof segs);
     cudaMemcpy(dsegs, segs, sizeof segs, cudaMemcpyHostToDevice);
@@ -649,7 +651,8 @@ static void test_adamw(void **state) {
     std::vector<float> first;
     for (int rep = 0; rep < 2; rep++) {
         float *dw = dev_f(w), *dg = dev_f(g), *dm = dev_f(m), *dv = dev_f(v);
-        OK(ob_gpu_adamw(dw, dg, dm, dv, dsegs, 3, (int64_t)n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.5f, 0.9f, 0));
+        ob_gpu_adamw_step a = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 0.9f, 3};
+        OK(ob_gpu_adamw(dw, dg, dm, dv, dsegs, 3, packed, &a, 0));
         auto got = host_f(dw, n);
         for (size_t i : {3000, 3007, 4998, 5007, 5098, 5099})
             if (got[i] != w[i])
@@ -660,6 +663,61 @@ static void test_adamw(void **state) {
             expect_same("adamw", got, first);
         first = got;
     }
+}
+
+/* AdamW over the quantiser's matrices, against the host's AdamW; the
+ * statistics it leaves behind must give the next quantiser run the very bits
+ * (effective weights, scales, the clamp mask) that a run making its own
+ * statistics gives. Matrices of two and three statistics blocks, one with an
+ * odd size at an offset not a multiple of four floats (scalar path); weight
+ * decay and the latent clamp on some matrices only, so that some weights stay
+ * beyond the clamp. */
+static void test_wquant_adamw(void **state) {
+    (void)state;
+    ob_gpu_matrix mats[3] = {{0, 128, 300, OB_MODE_TERNARY, 0, 1, 1, 1},
+                             {38400, 33, 333, OB_MODE_BINARY, 0, 0, 0, 0},
+                             {49391, 200, 210, OB_MODE_TERNARY, 0, 0, 1, 0}};
+    size_t n = 49391 + 200 * 210;
+    float clamp = 0.08f;
+    auto w = randv(n, 0.1f), g = randv(n, 1), m = randv(n, 0.1f), v = randv(n, 0.1f);
+    for (auto &x : v)
+        x = x * x;
+    ob_gpu_adamw_step a = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, clamp, 3};
+    std::vector<float> rw = w;
+    float bc1 = 1 - powf(0.9f, 3), bc2 = sqrtf(1 - powf(0.95f, 3));
+    for (const auto &mat : mats)
+        for (int64_t k = 0; k < (int64_t)mat.rows * mat.cols; k++) {
+            size_t i = (size_t)(mat.offset + k);
+            float gk = g[i] * 0.5f, mk = 0.9f * m[i] + 0.1f * gk, vk = 0.95f * v[i] + 0.05f * gk * gk;
+            float wk = w[i] * (mat.decay ? 1 - 1e-2f * 0.1f : 1.0f) - 1e-2f / bc1 * mk / (sqrtf(vk) / bc2 + 1e-8f);
+            rw[i] = mat.clamp ? fminf(fmaxf(wk, -clamp), clamp) : wk;
+        }
+    ob_gpu_wquant *q;
+    OK(ob_gpu_wquant_create(mats, 3, &q));
+    float *dw = dev_f(w), *dg = dev_f(g), *dm = dev_f(m), *dv = dev_f(v);
+    OK(ob_gpu_wquant_adamw(q, dw, dg, dm, dv, &a, 0));
+    expect_close("quantiser's adamw", host_f(dw, n), rw, 1e-6);
+    bf16 *weff[2] = {dev<bf16>(n), dev<bf16>(n)};
+    ob_gpu_qstats *stats[2] = {dev<ob_gpu_qstats>(3), dev<ob_gpu_qstats>(3)};
+    float *masked[2] = {dev_f(g), dev_f(g)};
+    for (int k = 0; k < 2; k++) { /* with the AdamW's statistics, then making its own */
+        if (k == 1)
+            ob_gpu_wquant_forget(q);
+        OK(ob_gpu_wquant_run(q, dw, weff[k], NULL, stats[k], false, clamp, 1.0f, true, false, 1.0f, 0));
+        OK(ob_gpu_mask_clamped(q, dw, masked[k], clamp, 0));
+    }
+    expect_same("effective weights after the quantiser's adamw", host_b(weff[0], n), host_b(weff[1], n));
+    expect_same("clamp mask after the quantiser's adamw", host_f(masked[0], n), host_f(masked[1], n));
+    std::vector<ob_gpu_qstats> hs(6);
+    cudaMemcpy(hs.data(), stats[0], 3 * sizeof(ob_gpu_qstats), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hs.data() + 3, stats[1], 3 * sizeof(ob_gpu_qstats), cudaMemcpyDeviceToHost);
+    assert_true(memcmp(hs.data(), hs.data() + 3, 3 * sizeof(ob_gpu_qstats)) == 0);
+    auto gm = host_f(masked[1], n);
+    size_t zeroed = 0;
+    for (size_t i = 0; i < n; i++)
+        zeroed += gm[i] == 0.0f && g[i] != 0.0f;
+    assert_true(zeroed > 0); /* the unclamped matrices keep weights beyond the clamp */
+    ob_gpu_wquant_free(q);
 }
 
 /* Sums and sums of squares against double sums on the host: lengths with and
@@ -708,6 +766,7 @@ int main(void) {
         cmocka_unit_test(test_ffn),           cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_weight_quantisers), cmocka_unit_test(test_mask_clamped),
         cmocka_unit_test(test_embedding),     cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_wquant_adamw),
         cmocka_unit_test(test_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
