@@ -1,13 +1,14 @@
 /* A kernel timeline for any CUDA program, through CUPTI's activity records:
  *   LD_PRELOAD=build-gpu/lib/libkernel_trace.so bench_gpu_train ...
- * At exit it prints, per training step (from the end of the first
- * adamw_kernel, a step's last kernel, to the end of the last; the whole run
- * where there are fewer than two): the time some kernel ran on the device,
- * the idle gaps between kernels by length, the time kernels ran beside each
- * other, and the kernels and memsets by total time. What ONEBIT_CUDA_PROFILE
- * cannot show: the gaps between launches and the overlap of streams.
+ * At exit it prints, per training step (from the end of the first step's
+ * last kernel to the end of the last step's; the whole run where there are
+ * fewer than two): the time some kernel ran on the device, the idle gaps
+ * between kernels by length, the time kernels ran beside each other, and the
+ * kernels and memsets by total time. What ONEBIT_CUDA_PROFILE cannot show:
+ * the gaps between launches and the overlap of streams.
  * KERNEL_TRACE_TIMELINE=file also writes the last step's kernels, one a line. */
 #include <cupti.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,9 @@ static int by_time(const void *a, const void *b) {
     return x->us < y->us ? 1 : x->us > y->us ? -1 : 0;
 }
 
+/* A step's last kernel: the AdamW of the parameters outside the matrices. */
+static bool ends_step(const span *s) { return strstr(s->name, "adamw_kernel") != NULL; }
+
 /* KERNEL_TRACE_TIMELINE=file: the last step's kernels, one a line: start and
  * end (us from the step's start), stream, name. */
 static void write_timeline(size_t first, size_t last) {
@@ -81,8 +85,8 @@ static void write_timeline(size_t first, size_t last) {
         fprintf(stderr, "kernel trace: cannot write %s\n", path);
         return;
     }
-    size_t from = last - 1; /* the kernels after the AdamW before the last */
-    while (from > first && !strstr(spans[from - 1].name, "adamw"))
+    size_t from = last - 1; /* the kernels after the step before the last */
+    while (from > first && !ends_step(&spans[from - 1]))
         from--;
     uint64_t t0 = spans[from].start;
     for (size_t i = from; i < last; i++)
@@ -99,7 +103,7 @@ static void report(void) {
     size_t first = 0, last = count; /* the kernels that start after the first AdamW and by the end of the last */
     int adamw = 0;
     for (size_t i = 0; i < count; i++)
-        if (strstr(spans[i].name, "adamw_kernel")) {
+        if (ends_step(&spans[i])) {
             if (adamw++ == 0)
                 first = i + 1;
             last = i + 1;
