@@ -412,17 +412,17 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
     float *dgq = c->use_qk_norm ? st->grads + param(p, lp->q_norm)->offset : NULL;
     float *dgk = c->use_qk_norm ? st->grads + param(p, lp->k_norm)->offset : NULL;
     MARK("bwd qk-norm+rope");
-    int qs, ks;
-    OB_STATUS_TRY(partials_take(p, &qs));
-    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv, st->qkv_ld, st->dq, NULL, partials_of(p, qs), a->qkv, a->rq, gq,
+    int q_slot, k_slot;
+    OB_STATUS_TRY(partials_take(p, &q_slot));
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv, st->qkv_ld, st->dq, NULL, partials_of(p, q_slot), a->qkv, a->rq, gq,
                                      st->rope_cos, st->rope_sin, B, T, nh, hd, c->use_qk_norm, c->use_rope, s));
     if (c->use_qk_norm)
-        OB_STATUS_TRY(gain_sum(p, dgq, qs, ob_gpu_qk_partials(N * nh, hd), hd));
-    OB_STATUS_TRY(partials_take(p, &ks));
-    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv + H, st->qkv_ld, st->dk, NULL, partials_of(p, ks), a->qkv + H, a->rk,
+        OB_STATUS_TRY(gain_sum(p, dgq, q_slot, ob_gpu_qk_partials(N * nh, hd), hd));
+    OB_STATUS_TRY(partials_take(p, &k_slot));
+    OB_STATUS_TRY(ob_gpu_qk_backward(st->dqkv + H, st->qkv_ld, st->dk, NULL, partials_of(p, k_slot), a->qkv + H, a->rk,
                                      gk, st->rope_cos, st->rope_sin, B, T, nkv, hd, c->use_qk_norm, c->use_rope, s));
     if (c->use_qk_norm)
-        OB_STATUS_TRY(gain_sum(p, dgk, ks, ob_gpu_qk_partials(N * nkv, hd), hd));
+        OB_STATUS_TRY(gain_sum(p, dgk, k_slot, ob_gpu_qk_partials(N * nkv, hd), hd));
     const int qkv[3] = {lp->proj[OB_PROJ_Q], lp->proj[OB_PROJ_K], lp->proj[OB_PROJ_V]};
     const bf16 *dqkv[3] = {st->dqkv, st->dqkv + H, st->dv};
     MARK("bwd gemm qkv");
@@ -439,7 +439,7 @@ static ob_status layer_backward(const pass *p, int l, int B, int T) {
  * which the caller may want instead. The cross-entropy turns each chunk's
  * logits into their bf16 gradient in place, which the backward products read
  * there (the next chunk's product waits for them). Chunks of 8192 rows, not
- * two of 4096 in flight: the products ran 6% faster, and the cross-entropy of
+ * two of 4096 in flight: the products ran 4% faster, and the cross-entropy of
  * one chunk never ran beside the products of another anyway (cuBLASLt's
  * kernels hold every SM). */
 static ob_status head_and_loss(const pass *p, bool train, float grad_scale) {
