@@ -36,4 +36,20 @@ __device__ __forceinline__ void adamw_update(float &w, float g, float &m, float 
     w = wk;
 }
 
+/* The update of floats i..i+3 (16-byte aligned), read and written as float4;
+ * returns the updated weights. */
+__device__ __forceinline__ float4 adamw_update4(float *w, const float *g, float *m, float *v, int64_t i, float decay,
+                                                bool clamp, const adamw_consts &c) {
+    float4 wv = *(float4 *)(w + i), gv = *(const float4 *)(g + i);
+    float4 mv = *(float4 *)(m + i), vv = *(float4 *)(v + i);
+    adamw_update(wv.x, gv.x, mv.x, vv.x, decay, clamp, c);
+    adamw_update(wv.y, gv.y, mv.y, vv.y, decay, clamp, c);
+    adamw_update(wv.z, gv.z, mv.z, vv.z, decay, clamp, c);
+    adamw_update(wv.w, gv.w, mv.w, vv.w, decay, clamp, c);
+    *(float4 *)(w + i) = wv;
+    *(float4 *)(m + i) = mv;
+    *(float4 *)(v + i) = vv;
+    return wv;
+}
+
 #endif

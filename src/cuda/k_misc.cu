@@ -338,15 +338,7 @@ __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, const
         return;
     float decay = seg.decay ? 1.0f - c.lr * c.weight_decay : 1.0f;
     if (i + 4 <= end) {
-        float4 wv = *(float4 *)(w + i), gv = *(const float4 *)(g + i);
-        float4 mv = *(float4 *)(m + i), vv = *(float4 *)(v + i);
-        adamw_update(wv.x, gv.x, mv.x, vv.x, decay, seg.clamp, c);
-        adamw_update(wv.y, gv.y, mv.y, vv.y, decay, seg.clamp, c);
-        adamw_update(wv.z, gv.z, mv.z, vv.z, decay, seg.clamp, c);
-        adamw_update(wv.w, gv.w, mv.w, vv.w, decay, seg.clamp, c);
-        *(float4 *)(w + i) = wv;
-        *(float4 *)(m + i) = mv;
-        *(float4 *)(v + i) = vv;
+        adamw_update4(w, g, m, v, i, decay, seg.clamp, c);
     } else {
         for (int64_t k = i; k < end; k++)
             adamw_update(w[k], g[k], m[k], v[k], decay, seg.clamp, c);

@@ -152,33 +152,41 @@ __device__ __forceinline__ void each_value(const float *m, const qblock &b, F f)
     }
 }
 
-/* Pass 1: Σ|c| and Σc per block, and whether a weight lies beyond the clamp
- * (mask_clamped skips the blocks where none does: AdamW keeps them within). */
-__global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const qblock *blocks, float clamp,
-                              double *partials, int *beyond) {
-    qblock b = blocks[blockIdx.x];
-    const float *m = w + mats[b.matrix].offset;
+/* Pass 1 of a block: Σ|c| and Σc of the clamped weights c, and whether a
+ * weight lies beyond the clamp (mask_clamped skips the blocks where none
+ * does: AdamW keeps them within). */
+struct block_stats {
     double sa = 0, s = 0;
     bool out = false;
-    each_value(m, b, [&](int64_t, float x) {
+    __device__ void add(float x, float clamp) {
         float c = clampf(x, clamp);
         out |= fabsf(x) > clamp;
         sa += fabsf(c);
         s += c;
-    });
-    out = __syncthreads_or(out);
-    if (threadIdx.x == 0)
-        beyond[blockIdx.x] = out;
-    sa = block_sum_d(sa);
-    s = block_sum_d(s);
-    if (threadIdx.x == 0) {
-        partials[2 * blockIdx.x] = sa;
-        partials[2 * blockIdx.x + 1] = s;
     }
+    __device__ void write(double *partials, int *beyond) {
+        out = __syncthreads_or(out);
+        if (threadIdx.x == 0)
+            beyond[blockIdx.x] = out;
+        sa = block_sum_d(sa);
+        s = block_sum_d(s);
+        if (threadIdx.x == 0) {
+            partials[2 * blockIdx.x] = sa;
+            partials[2 * blockIdx.x + 1] = s;
+        }
+    }
+};
+
+__global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const qblock *blocks, float clamp,
+                              double *partials, int *beyond) {
+    qblock b = blocks[blockIdx.x];
+    block_stats st;
+    each_value(w + mats[b.matrix].offset, b, [&](int64_t, float x) { st.add(x, clamp); });
+    st.write(partials, beyond);
 }
 
-/* AdamW over a statistics block's weights, then stats_abs_sum's sums over
- * the updated weights, element for element in its order. */
+/* AdamW over a statistics block's weights, summing block_stats of the
+ * updated weights in stats_abs_sum's order. */
 __global__ void adamw_stats(float *w, const float *g, float *m, float *v, const ob_gpu_matrix *mats,
                             const qblock *blocks, adamw_consts c, double *partials, int *beyond) {
     qblock b = blocks[blockIdx.x];
@@ -186,42 +194,19 @@ __global__ void adamw_stats(float *w, const float *g, float *m, float *v, const 
     float *wm = w + mat.offset, *mm = m + mat.offset, *vm = v + mat.offset;
     const float *gm = g + mat.offset;
     float decay = mat.decay ? 1.0f - c.lr * c.weight_decay : 1.0f;
-    double sa = 0, s = 0;
-    bool out = false;
-    auto sum = [&](float x) {
-        float cx = clampf(x, c.clamp);
-        out |= fabsf(x) > c.clamp;
-        sa += fabsf(cx);
-        s += cx;
-    };
+    block_stats st;
     if (block_vectorised(wm, b)) { /* g, m and v lie at the same offsets of buffers as aligned */
         for (int64_t i = b.begin + 4 * threadIdx.x; i < b.end; i += 4 * QTHREADS) {
-            float4 wv = *(float4 *)(wm + i), gv = *(const float4 *)(gm + i);
-            float4 mv = *(float4 *)(mm + i), vv = *(float4 *)(vm + i);
-            adamw_update(wv.x, gv.x, mv.x, vv.x, decay, mat.clamp, c);
-            adamw_update(wv.y, gv.y, mv.y, vv.y, decay, mat.clamp, c);
-            adamw_update(wv.z, gv.z, mv.z, vv.z, decay, mat.clamp, c);
-            adamw_update(wv.w, gv.w, mv.w, vv.w, decay, mat.clamp, c);
-            *(float4 *)(wm + i) = wv;
-            *(float4 *)(mm + i) = mv;
-            *(float4 *)(vm + i) = vv;
-            sum(wv.x), sum(wv.y), sum(wv.z), sum(wv.w);
+            float4 u = adamw_update4(wm, gm, mm, vm, i, decay, mat.clamp, c);
+            st.add(u.x, c.clamp), st.add(u.y, c.clamp), st.add(u.z, c.clamp), st.add(u.w, c.clamp);
         }
     } else {
         for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS) {
             adamw_update(wm[i], gm[i], mm[i], vm[i], decay, mat.clamp, c);
-            sum(wm[i]);
+            st.add(wm[i], c.clamp);
         }
     }
-    out = __syncthreads_or(out);
-    if (threadIdx.x == 0)
-        beyond[blockIdx.x] = out;
-    sa = block_sum_d(sa);
-    s = block_sum_d(s);
-    if (threadIdx.x == 0) {
-        partials[2 * blockIdx.x] = sa;
-        partials[2 * blockIdx.x + 1] = s;
-    }
+    st.write(partials, beyond);
 }
 
 ob_status ob_gpu_wquant_adamw(ob_gpu_wquant *q, float *w, const float *g, float *m, float *v,
