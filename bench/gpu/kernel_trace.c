@@ -42,7 +42,9 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t *b
             s = (span){k->start, k->end, strdup(k->name ? k->name : "?"), k->streamId};
         } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
             const CUpti_ActivityMemset4 *m = (const CUpti_ActivityMemset4 *)record;
-            s = (span){m->start, m->end, "memset", m->streamId};
+            char name[48]; /* by size: what is zeroed shows in how much */
+            snprintf(name, sizeof name, "memset %llu B", (unsigned long long)m->bytes);
+            s = (span){m->start, m->end, strdup(name), m->streamId};
         } else {
             continue;
         }

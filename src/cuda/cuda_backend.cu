@@ -348,7 +348,7 @@ static ob_status gpu_adamw(ob_backend *b, const ob_adamw *o) {
     ob_gpu_profile_mark(&st->prof, st->stream, "adamw");
     float clamp = (float)b->model->cfg.latent_clamp_max;
     ob_gpu_adamw_step a = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->grad_scale, clamp, o->step};
-    OB_STATUS_TRY(ob_gpu_wquant_adamw(st->wq, st->params, st->grads, st->mom_m, st->mom_v, &a, st->stream));
+    OB_STATUS_TRY(ob_gpu_wquant_adamw(st->wq, st->params, st->w_eff, st->grads, st->mom_m, st->mom_v, &a, st->stream));
     return ob_gpu_adamw(st->params, st->grads, st->mom_m, st->mom_v, st->segs, st->num_segs, st->segs_packed, &a,
                         st->stream);
 }

@@ -96,10 +96,35 @@ static void plan_key(const ob_gemm_args *a, char *key, size_t size) {
              a->d_type == CUDA_R_32F ? "fp32" : "bf16");
 }
 
+/* How many memsets cuBLASLt issues with one launch of an algorithm (it zeroes
+ * something before some kernels; each costs a gap in the stream): counted in
+ * a captured graph of the launch, which runs nothing. -1 when not capturable. */
+static int memsets_of(ob_gemm *g, const ob_gemm_args *a, const plan *p, const cublasLtMatmulAlgo_t *algo) {
+    cudaGraph_t graph = NULL;
+    if (cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
+        return -1;
+    ob_status launched = launch(g, a, p, algo, a->d, a->beta);
+    if (cudaStreamEndCapture(g->stream, &graph) != cudaSuccess || launched != OB_OK)
+        return -1;
+    size_t n = 0;
+    int memsets = 0;
+    cudaGraphNode_t nodes[16];
+    cudaGraphNodeType type;
+    if (cudaGraphGetNodes(graph, NULL, &n) == cudaSuccess && n <= 16 &&
+        cudaGraphGetNodes(graph, nodes, &n) == cudaSuccess)
+        for (size_t i = 0; i < n; i++)
+            memsets += cudaGraphNodeGetType(nodes[i], &type) == cudaSuccess && type == cudaGraphNodeTypeMemset;
+    else
+        memsets = -1;
+    cudaGraphDestroy(graph);
+    return memsets;
+}
+
 /* ONEBIT_CUDA_GEMM_TUNE=1: times the heuristic's candidates on the product's
- * inputs (into a scratch output), keeps the fastest and prints its table line. */
+ * inputs (into a scratch output), keeps the fastest and prints its table line;
+ * =2 also prints every candidate (time, memsets, configuration). */
 static ob_status tune_plan(ob_gemm *g, const ob_gemm_args *a, plan *p, const cublasLtMatmulHeuristicResult_t *results,
-                           int found) {
+                           int found, bool verbose) {
     size_t ld_d = a->ldd ? a->ldd : a->n, elem = a->d_type == CUDA_R_32F ? 4 : 2;
     size_t bytes = ((size_t)a->m * ld_d + (size_t)(a->batch > 1 ? a->batch - 1 : 0) * a->stride_d) * elem;
     ob_gemm_args trial = *a;
@@ -125,6 +150,12 @@ static ob_status tune_plan(ob_gemm *g, const ob_gemm_args *a, plan *p, const cub
         double us = 1e3 * ms / TUNE_RUNS;
         if (i == 0)
             first = us;
+        if (verbose) {
+            ob_gemm_config c;
+            ob_gemm_describe(&results[i].algo, &c);
+            fprintf(stderr, "  candidate %2d, %d memsets: ", i, memsets_of(g, &trial, p, &results[i].algo));
+            ob_gemm_print_config(p->key, &c, us, first);
+        }
         if (us < best) {
             best = us;
             pick = i;
@@ -195,7 +226,7 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     cublasLtMatmulHeuristicResult_t results[TUNE_CANDIDATES];
     int found = 0;
     const char *tune = getenv("ONEBIT_CUDA_GEMM_TUNE");
-    bool tuning = tune && tune[0] == '1';
+    bool tuning = tune && (tune[0] == '1' || tune[0] == '2');
     cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->la, p->lb, p->lc, p->ld, pref,
                                                       tuning ? TUNE_CANDIDATES : 1, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
@@ -205,7 +236,7 @@ static ob_status make_plan(ob_gemm *g, const ob_gemm_args *a, plan *p) {
     plan_key(a, p->key, sizeof p->key);
     ob_gemm_problem problem = {g->handle, p->desc, p->la, p->lb, p->lc, p->ld, p->d_type, WORKSPACE_BYTES};
     if (tuning)
-        OB_STATUS_TRY(tune_plan(g, a, p, results, found));
+        OB_STATUS_TRY(tune_plan(g, a, p, results, found, tune[0] == '2'));
     else if (!ob_gemm_from_table(&problem, p->key, &p->algo))
         p->algo = results[0].algo;
     char batch[16] = "";

@@ -34,6 +34,9 @@ struct ob_gpu_wquant {
      * weights with this clamp (ob_gpu_wquant_adamw wrote them). */
     bool sums_ready;
     float sums_clamp;
+    /* The f16 matrices' effective weights in this buffer are the current
+     * weights' (ob_gpu_wquant_adamw wrote them): apply_quant skips them. */
+    const bf16 *f16_written;
 };
 
 ob_status ob_gpu_wquant_create(const ob_gpu_matrix *mats, int count, ob_gpu_wquant **out) {
@@ -186,42 +189,54 @@ __global__ void stats_abs_sum(const float *w, const ob_gpu_matrix *mats, const q
 }
 
 /* AdamW over a statistics block's weights, summing block_stats of the
- * updated weights in stats_abs_sum's order. */
-__global__ void adamw_stats(float *w, const float *g, float *m, float *v, const ob_gpu_matrix *mats,
+ * updated weights in stats_abs_sum's order; an f16 matrix's effective weights
+ * (the weights in bf16, whatever the regime) are written too. */
+__global__ void adamw_stats(float *w, bf16 *w_eff, const float *g, float *m, float *v, const ob_gpu_matrix *mats,
                             const qblock *blocks, adamw_consts c, double *partials, int *beyond) {
     qblock b = blocks[blockIdx.x];
     const ob_gpu_matrix mat = mats[b.matrix];
     float *wm = w + mat.offset, *mm = m + mat.offset, *vm = v + mat.offset;
     const float *gm = g + mat.offset;
+    bf16 *eff = mat.mode == OB_MODE_F16 ? w_eff + mat.offset : NULL;
     float decay = mat.decay ? 1.0f - c.lr * c.weight_decay : 1.0f;
     block_stats st;
-    if (block_vectorised(wm, b)) { /* g, m and v lie at the same offsets of buffers as aligned */
+    if (block_vectorised(wm, b)) { /* g, m, v and w_eff lie at the same offsets of buffers as aligned */
         for (int64_t i = b.begin + 4 * threadIdx.x; i < b.end; i += 4 * QTHREADS) {
             float4 u = adamw_update4(wm, gm, mm, vm, i, decay, mat.clamp, c);
             st.add(u.x, c.clamp), st.add(u.y, c.clamp), st.add(u.z, c.clamp), st.add(u.w, c.clamp);
+            if (eff) {
+                float e[4] = {u.x, u.y, u.z, u.w};
+                store_w(eff + i, e);
+            }
         }
     } else {
         for (int64_t i = b.begin + threadIdx.x; i < b.end; i += QTHREADS) {
             adamw_update(wm[i], gm[i], mm[i], vm[i], decay, mat.clamp, c);
             st.add(wm[i], c.clamp);
+            if (eff)
+                eff[i] = __float2bfloat16(wm[i]);
         }
     }
     st.write(partials, beyond);
 }
 
-ob_status ob_gpu_wquant_adamw(ob_gpu_wquant *q, float *w, const float *g, float *m, float *v,
+ob_status ob_gpu_wquant_adamw(ob_gpu_wquant *q, float *w, bf16 *w_eff, const float *g, float *m, float *v,
                               const ob_gpu_adamw_step *a, cudaStream_t s) {
     if (!q->num_blocks)
         return OB_OK;
-    adamw_stats<<<q->num_blocks, QTHREADS, 0, s>>>(w, g, m, v, q->mats_d, q->blocks_d, adamw_consts_of(a),
-                                                    q->partials, q->beyond);
+    adamw_stats<<<q->num_blocks, QTHREADS, 0, s>>>(w, w_eff, g, m, v, q->mats_d, q->blocks_d, adamw_consts_of(a),
+                                                   q->partials, q->beyond);
     OB_LAUNCH_CHECK();
     q->sums_ready = true;
     q->sums_clamp = a->clamp;
+    q->f16_written = w_eff;
     return OB_OK;
 }
 
-void ob_gpu_wquant_forget(ob_gpu_wquant *q) { q->sums_ready = false; }
+void ob_gpu_wquant_forget(ob_gpu_wquant *q) {
+    q->sums_ready = false;
+    q->f16_written = NULL;
+}
 
 /* Pass 2 (a block per matrix, its threads' sums added in a fixed order): β and μ. */
 __global__ void stats_finish_beta(const ob_gpu_matrix *mats, const int *first, const double *partials,
@@ -297,9 +312,12 @@ __global__ void stats_finish_alpha(const ob_gpu_matrix *mats, const int *first, 
  * σ·f(u); f16/full precision the latent value; 8/4-bit rows are left to
  * per_row_quant. */
 __global__ void apply_quant(const float *w, const ob_gpu_matrix *mats, const qblock *blocks, const ob_gpu_qstats *stats,
-                            bf16 *w_eff, bf16 *wc, bool dynamic, float clamp, float a, bool quantised) {
+                            bf16 *w_eff, bf16 *wc, bool dynamic, float clamp, float a, bool quantised,
+                            bool f16_written) {
     qblock b = blocks[blockIdx.x];
     const ob_gpu_matrix mat = mats[b.matrix];
+    if (f16_written && mat.mode == OB_MODE_F16 && !wc)
+        return;
     const ob_gpu_qstats st = stats[b.matrix];
     const float *m = w + mat.offset;
     bf16 *out = w_eff + mat.offset;
@@ -409,7 +427,7 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
     stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
                                                                          q->count, dynamic, quantised, residual, stats);
     apply_quant<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, stats, w_eff, wc, dynamic, clamp,
-                                                    sharpness, quantised);
+                                                    sharpness, quantised, q->f16_written == w_eff);
     if (q->has_rowwise && quantised) {
         dim3 grid(ob_blocks((size_t)q->max_rows, 8), (unsigned)q->count);
         per_row_quant<<<grid, 256, 0, s>>>(w, q->mats_d, q->count, w_eff, clamp, quantised, q->max_rows);

@@ -179,8 +179,9 @@ ob_status ob_gpu_adamw(float *w, const float *g, float *m, float *v, const ob_gp
                        int64_t packed_total, const ob_gpu_adamw_step *a, cudaStream_t s);
 /* Over every quantiser matrix (ob_gpu_matrix's decay and clamp), writing as it
  * goes what the next ob_gpu_wquant_run's first statistics pass would compute
- * from the updated weights, so that the pass is skipped. */
-ob_status ob_gpu_wquant_adamw(ob_gpu_wquant *q, float *w, const float *g, float *m, float *v,
+ * from the updated weights, and the f16 matrices' effective weights into
+ * w_eff, so that the next run over w_eff skips both. */
+ob_status ob_gpu_wquant_adamw(ob_gpu_wquant *q, float *w, bf16 *w_eff, const float *g, float *m, float *v,
                               const ob_gpu_adamw_step *a, cudaStream_t s);
 /* The weights changed otherwise (an upload): the next run makes its statistics afresh. */
 void ob_gpu_wquant_forget(ob_gpu_wquant *q);

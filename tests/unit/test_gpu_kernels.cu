@@ -666,18 +666,20 @@ static void test_adamw(void **state) {
 }
 
 /* AdamW over the quantiser's matrices, against the host's AdamW; the
- * statistics it leaves behind must give the next quantiser run the very bits
- * (effective weights, scales, the clamp mask) that a run making its own
- * statistics gives. Matrices of two and three statistics blocks, one with an
- * odd size at an offset not a multiple of four floats (scalar path); weight
- * decay and the latent clamp on some matrices only, so that some weights stay
- * beyond the clamp. */
+ * statistics and f16 effective weights it leaves behind must give the next
+ * quantiser run the very bits (effective weights, scales, the clamp mask) that
+ * a run making its own gives. Matrices of two and three statistics blocks, one
+ * with an odd size at an offset not a multiple of four floats (scalar path);
+ * f16 matrices on both paths; weight decay and the latent clamp on some
+ * matrices only, so that some weights stay beyond the clamp. */
 static void test_wquant_adamw(void **state) {
     (void)state;
-    ob_gpu_matrix mats[3] = {{0, 128, 300, OB_MODE_TERNARY, 0, 1, 1, 1},
+    ob_gpu_matrix mats[5] = {{0, 128, 300, OB_MODE_TERNARY, 0, 1, 1, 1},
                              {38400, 33, 333, OB_MODE_BINARY, 0, 0, 0, 0},
-                             {49391, 200, 210, OB_MODE_TERNARY, 0, 0, 1, 0}};
-    size_t n = 49391 + 200 * 210;
+                             {49391, 200, 210, OB_MODE_TERNARY, 0, 0, 1, 0},
+                             {91391, 30, 77, OB_MODE_F16, 0, 0, 0, 0},
+                             {93704, 300, 257, OB_MODE_F16, 0, 0, 1, 1}};
+    size_t n = 93704 + 300 * 257;
     float clamp = 0.08f;
     auto w = randv(n, 0.1f), g = randv(n, 1), m = randv(n, 0.1f), v = randv(n, 0.1f);
     for (auto &x : v)
@@ -693,26 +695,30 @@ static void test_wquant_adamw(void **state) {
             rw[i] = mat.clamp ? fminf(fmaxf(wk, -clamp), clamp) : wk;
         }
     ob_gpu_wquant *q;
-    OK(ob_gpu_wquant_create(mats, 3, &q));
+    OK(ob_gpu_wquant_create(mats, 5, &q));
     float *dw = dev_f(w), *dg = dev_f(g), *dm = dev_f(m), *dv = dev_f(v);
-    OK(ob_gpu_wquant_adamw(q, dw, dg, dm, dv, &a, 0));
+    bf16 *weff[3] = {dev<bf16>(n), dev<bf16>(n), dev<bf16>(n)};
+    OK(ob_gpu_wquant_adamw(q, dw, weff[0], dg, dm, dv, &a, 0));
     expect_close("quantiser's adamw", host_f(dw, n), rw, 1e-6);
-    bf16 *weff[2] = {dev<bf16>(n), dev<bf16>(n)};
-    ob_gpu_qstats *stats[2] = {dev<ob_gpu_qstats>(3), dev<ob_gpu_qstats>(3)};
-    float *masked[2] = {dev_f(g), dev_f(g)};
-    for (int k = 0; k < 2; k++) { /* with the AdamW's statistics, then making its own */
-        if (k == 1)
+    ob_gpu_qstats *stats[3] = {dev<ob_gpu_qstats>(5), dev<ob_gpu_qstats>(5), dev<ob_gpu_qstats>(5)};
+    float *masked[3] = {dev_f(g), dev_f(g), dev_f(g)};
+    /* Into the buffer the AdamW wrote, into another (the f16 weights its own),
+     * then making every statistic afresh. */
+    for (int k = 0; k < 3; k++) {
+        if (k == 2)
             ob_gpu_wquant_forget(q);
         OK(ob_gpu_wquant_run(q, dw, weff[k], NULL, stats[k], false, clamp, 1.0f, true, false, 1.0f, 0));
         OK(ob_gpu_mask_clamped(q, dw, masked[k], clamp, 0));
     }
-    expect_same("effective weights after the quantiser's adamw", host_b(weff[0], n), host_b(weff[1], n));
-    expect_same("clamp mask after the quantiser's adamw", host_f(masked[0], n), host_f(masked[1], n));
-    std::vector<ob_gpu_qstats> hs(6);
-    cudaMemcpy(hs.data(), stats[0], 3 * sizeof(ob_gpu_qstats), cudaMemcpyDeviceToHost);
-    cudaMemcpy(hs.data() + 3, stats[1], 3 * sizeof(ob_gpu_qstats), cudaMemcpyDeviceToHost);
-    assert_true(memcmp(hs.data(), hs.data() + 3, 3 * sizeof(ob_gpu_qstats)) == 0);
-    auto gm = host_f(masked[1], n);
+    std::vector<ob_gpu_qstats> hs(15);
+    for (int k = 0; k < 3; k++)
+        cudaMemcpy(hs.data() + 5 * k, stats[k], 5 * sizeof(ob_gpu_qstats), cudaMemcpyDeviceToHost);
+    for (int k = 0; k < 2; k++) {
+        expect_same("effective weights after the quantiser's adamw", host_b(weff[k], n), host_b(weff[2], n));
+        expect_same("clamp mask after the quantiser's adamw", host_f(masked[k], n), host_f(masked[2], n));
+        assert_true(memcmp(hs.data() + 5 * k, hs.data() + 10, 5 * sizeof(ob_gpu_qstats)) == 0);
+    }
+    auto gm = host_f(masked[2], n);
     size_t zeroed = 0;
     for (size_t i = 0; i < n; i++)
         zeroed += gm[i] == 0.0f && g[i] != 0.0f;
