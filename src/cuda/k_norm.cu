@@ -168,6 +168,18 @@ ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, float
     return OB_OK;
 }
 
+/* The block's gain-gradient partial sums: its warps' rows of shared memory
+ * added in order into its row of `partials`. */
+__device__ __forceinline__ void block_gain_partials(float *partials, const float *dg_acc, int warps, int d) {
+    __syncthreads();
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float t = 0;
+        for (int w = 0; w < warps; w++)
+            t += dg_acc[w * d + j];
+        partials[(size_t)blockIdx.x * d + j] = t;
+    }
+}
+
 /* dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·g. One warp per row, DG_ROWS
  * rows per block, W columns per lane access; the second pass over a row reads
  * it from L1. Each warp sums dy·x̂ (the gain gradient) over its rows in its own
@@ -225,13 +237,70 @@ __global__ void norm_backward_kernel(float *dx, bool accumulate, bf16 *dx16, flo
             store_w(acc + j, a);
         }
     }
-    __syncthreads();
-    for (int j = threadIdx.x; j < d; j += blockDim.x) {
-        float t = 0;
-        for (int w = 0; w < warps; w++)
-            t += dg_acc[w * d + j];
-        partials[(size_t)blockIdx.x * d + j] = t;
+    block_gain_partials(partials, dg_acc, warps, d);
+}
+
+/* The same for rows of d = 128·ITER held in registers: a lane issues every
+ * load of its part of the row (x, dy, and dx when accumulating) before it
+ * uses any, where the loop above waits for each group's loads in turn. Same
+ * operations in the same order. */
+template <int ITER>
+__global__ void norm_backward_regs_kernel(float *dx, bool accumulate, bf16 *dx16, float scale16, float *partials,
+                                          const bf16 *dy, const float *x, const float *g, const float *mean,
+                                          const float *rstd, int n, bool layernorm) {
+    grid_dependency_wait();
+    constexpr int d = ITER * 128;
+    extern __shared__ float dg_acc[]; /* [warps][d] */
+    int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *acc = dg_acc + (size_t)warp * d + 4 * lane;
+    const float zero[4] = {};
+#pragma unroll
+    for (int it = 0; it < ITER; it++)
+        store_w(acc + it * 128, zero);
+    int row_end = min(n, (int)(blockIdx.x + 1) * DG_ROWS);
+    for (int row = blockIdx.x * DG_ROWS + warp; row < row_end; row += warps) {
+        size_t at = (size_t)row * d + 4 * lane;
+        float xv[ITER][4], dv[ITER][4], out[ITER][4];
+#pragma unroll
+        for (int it = 0; it < ITER; it++) {
+            load_w(xv[it], x + at + it * 128);
+            load_w(dv[it], dy + at + it * 128);
+            if (accumulate)
+                load_w(out[it], dx + at + it * 128);
+        }
+        float m = layernorm ? mean[row] : 0.0f, r = rstd[row];
+        float s1 = 0, s2 = 0;
+#pragma unroll
+        for (int it = 0; it < ITER; it++) {
+            float gv[4];
+            load_w(gv, g + 4 * lane + it * 128);
+            for (int k = 0; k < 4; k++) {
+                float dxh = dv[it][k] * gv[k];
+                s1 += dxh;
+                s2 += dxh * (xv[it][k] - m) * r;
+            }
+        }
+        s1 = warp_sum(s1);
+        s2 = warp_sum(s2);
+        float mean_dxh = layernorm ? s1 / d : 0.0f, mean_dxh_xh = s2 / d;
+#pragma unroll
+        for (int it = 0; it < ITER; it++) {
+            float gv[4], a[4];
+            load_w(gv, g + 4 * lane + it * 128);
+            load_w(a, acc + it * 128);
+            for (int k = 0; k < 4; k++) {
+                float xh = (xv[it][k] - m) * r;
+                float v = r * (dv[it][k] * gv[k] - mean_dxh - xh * mean_dxh_xh);
+                out[it][k] = accumulate ? out[it][k] + v : v;
+                a[k] += dv[it][k] * xh;
+            }
+            store_w(dx + at + it * 128, out[it]);
+            if (dx16)
+                store_w(dx16 + at + it * 128, out[it], scale16);
+            store_w(acc + it * 128, a);
+        }
     }
+    block_gain_partials(partials, dg_acc, warps, d);
 }
 
 /* dg[j] += Σ_c partials[c][j]: 32 columns per block, each of COLSUM_SPLIT
@@ -292,7 +361,14 @@ ob_status ob_gpu_norm_backward(float *dx, bool accumulate, bf16 *dx16, float sca
     int chunks = (n + DG_ROWS - 1) / DG_ROWS;
     size_t smem = (size_t)warps * d * sizeof(float);
     /* 16-byte accesses where every row starts aligned (gains sit at any offset of the parameters). */
-    if (d % 4 == 0 && all_aligned(16, x, g, dx) && all_aligned(8, dy, dx16))
+    bool vectorised = d % 4 == 0 && all_aligned(16, x, g, dx) && all_aligned(8, dy, dx16);
+    if (vectorised && d == 768)
+        ob_launch_dependent(norm_backward_regs_kernel<6>, chunks, warps * 32, smem, s, dx, accumulate, dx16, scale16,
+                            partials, dy, x, g, mean, rstd, n, layernorm);
+    else if (vectorised && d == 1024)
+        ob_launch_dependent(norm_backward_regs_kernel<8>, chunks, warps * 32, smem, s, dx, accumulate, dx16, scale16,
+                            partials, dy, x, g, mean, rstd, n, layernorm);
+    else if (vectorised)
         ob_launch_dependent(norm_backward_kernel<4>, chunks, warps * 32, smem, s, dx, accumulate, dx16, scale16,
                             partials, dy, x, g, mean, rstd, n, d, layernorm);
     else
