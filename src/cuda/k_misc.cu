@@ -68,6 +68,38 @@ __global__ void embed_backward_kernel(float *demb, const float *dx, const int32_
     }
 }
 
+/* The same with four columns a thread (H/4 threads) and the rows of four
+ * positions loaded at a time: the loop above waits for one row after another,
+ * three times over for 768 columns. Same sums in the same order. */
+__global__ void embed_backward4_kernel(float *demb, const float *dx, const int32_t *order, const int32_t *starts,
+                                       const int32_t *ids, int H, float factor) {
+    int t = blockIdx.x, j = 4 * threadIdx.x;
+    int p = starts[t], end = starts[t + 1];
+    float *row = demb + (size_t)ids[t] * H;
+    float acc[4] = {0, 0, 0, 0};
+    for (; p + 4 <= end; p += 4) {
+        float v[4][4];
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+            load_w(v[u], dx + (size_t)order[p + u] * H + j);
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+            for (int k = 0; k < 4; k++)
+                acc[k] += v[u][k];
+    }
+    for (; p < end; p++) {
+        float v[4];
+        load_w(v, dx + (size_t)order[p] * H + j);
+        for (int k = 0; k < 4; k++)
+            acc[k] += v[k];
+    }
+    float r[4];
+    load_w(r, row + j);
+    for (int k = 0; k < 4; k++)
+        r[k] += factor * acc[k];
+    store_w(row + j, r);
+}
+
 /* One thread per (position, column): sums over the batch in order. */
 __global__ void pos_backward_kernel(float *dpos, const float *dx, int N, int T, int H) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -83,7 +115,10 @@ __global__ void pos_backward_kernel(float *dpos, const float *dx, int N, int T, 
 ob_status ob_gpu_embed_backward(float *demb, float *dpos, const float *dx, const int32_t *order,
                                 const int32_t *starts, const int32_t *ids, int distinct, int N, int T, int H,
                                 float factor, cudaStream_t s) {
-    embed_backward_kernel<<<distinct, 256, 0, s>>>(demb, dx, order, starts, ids, H, factor);
+    if (H % 4 == 0 && H <= 4096 && all_aligned(16, demb, dx))
+        embed_backward4_kernel<<<distinct, H / 4, 0, s>>>(demb, dx, order, starts, ids, H, factor);
+    else
+        embed_backward_kernel<<<distinct, 256, 0, s>>>(demb, dx, order, starts, ids, H, factor);
     if (dpos)
         pos_backward_kernel<<<ob_blocks((size_t)T * H, 256), 256, 0, s>>>(dpos, dx, N, T, H);
     OB_LAUNCH_CHECK();

@@ -577,12 +577,12 @@ static void test_mask_clamped(void **state) {
 }
 
 /* H 24 takes the eight-column forward, 20 the one-column one. */
-static void check_embedding(int H) {
+static void check_embedding(int H, int tokens) {
     int V = 50, B = 3, T = 7, N = B * T;
     auto e = rounded(randv((size_t)V * H, 1)), pos = randv((size_t)T * H, 1), dx = randv((size_t)N * H, 1);
     std::vector<int32_t> tok(N);
     for (auto &t : tok)
-        t = (int32_t)ob_rng_below(&rng, 9); /* repeats */
+        t = (int32_t)ob_rng_below(&rng, (uint64_t)tokens); /* repeats */
     /* Positions grouped by token, as the backend prepares them. */
     std::vector<int32_t> order, starts, ids;
     for (int v = 0; v < V; v++) {
@@ -621,8 +621,9 @@ static void check_embedding(int H) {
 
 static void test_embedding(void **state) {
     (void)state;
-    check_embedding(24);
-    check_embedding(20);
+    check_embedding(24, 9);
+    check_embedding(20, 3); /* seven repeats a token: rows four at a time */
+    check_embedding(21, 9); /* a column a thread */
 }
 
 /* Segments end inside a group of four floats (4998) and before the end of the
