@@ -238,9 +238,31 @@ void ob_gpu_wquant_forget(ob_gpu_wquant *q) {
     q->f16_written = NULL;
 }
 
-/* Pass 2 (a block per matrix, its threads' sums added in a fixed order): β and μ. */
+/* The scale of hard ternary/binary codes (1 for every other kind). */
+__device__ __forceinline__ float hard_scale(const ob_gpu_matrix &m, const ob_gpu_qstats &st, bool dynamic,
+                                            bool quantised) {
+    if (!quantised || m.soft || (m.mode != OB_MODE_TERNARY && m.mode != OB_MODE_BINARY))
+        return 1.0f;
+    return m.mode == OB_MODE_TERNARY && dynamic ? st.alpha : st.beta;
+}
+
+/* α and 1/|M| from pass 3's sums (sa, cnt: 0 without the dynamic threshold),
+ * then the products' scales. */
+__device__ __forceinline__ void finish_scales(const ob_gpu_matrix &mat, ob_gpu_qstats &st, double sa, double cnt,
+                                              bool dynamic, bool quantised, float residual) {
+    st.alpha = cnt > 0 ? (float)(sa / cnt) : 0.0f;
+    st.mask_inv = cnt > 0 ? (float)(1.0 / cnt) : 0.0f;
+    float scale = hard_scale(mat, st, dynamic, quantised);
+    if (mat.fold)
+        scale = 1.0f; /* apply_quant multiplies the codes */
+    st.scale = scale;
+    st.scale_r = scale * residual;
+}
+
+/* Pass 2 (a block per matrix, its threads' sums added in a fixed order): β
+ * and μ; without the dynamic threshold also the scales (no pass 3 to wait for). */
 __global__ void stats_finish_beta(const ob_gpu_matrix *mats, const int *first, const double *partials,
-                                  ob_gpu_qstats *stats) {
+                                  ob_gpu_qstats *stats, bool dynamic, bool quantised, float residual) {
     int i = blockIdx.x;
     double sa = 0, s = 0;
     for (int b = first[i] + threadIdx.x; b < first[i + 1]; b += QTHREADS) {
@@ -255,6 +277,8 @@ __global__ void stats_finish_beta(const ob_gpu_matrix *mats, const int *first, c
     double beta = sa / n;
     stats[i].beta = (float)(beta > 1e-8 ? beta : 1e-8);
     stats[i].mu = (float)(s / n);
+    if (!dynamic)
+        finish_scales(mats[i], stats[i], 0.0, 0.0, false, quantised, residual);
 }
 
 /* Pass 3: Σ|c| and the count over |c| > 0.7β (dynamic threshold). */
@@ -279,31 +303,18 @@ __global__ void stats_mask_sum(const float *w, const ob_gpu_matrix *mats, const 
     }
 }
 
-/* The scale of hard ternary/binary codes (1 for every other kind). */
-__device__ __forceinline__ float hard_scale(const ob_gpu_matrix &m, const ob_gpu_qstats &st, bool dynamic,
-                                            bool quantised) {
-    if (!quantised || m.soft || (m.mode != OB_MODE_TERNARY && m.mode != OB_MODE_BINARY))
-        return 1.0f;
-    return m.mode == OB_MODE_TERNARY && dynamic ? st.alpha : st.beta;
-}
-
+/* After pass 3 (the dynamic threshold): α, 1/|M| and the scales. */
 __global__ void stats_finish_alpha(const ob_gpu_matrix *mats, const int *first, const double *partials, int count,
-                                   bool dynamic, bool quantised, float residual, ob_gpu_qstats *stats) {
+                                   bool quantised, float residual, ob_gpu_qstats *stats) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count)
         return;
     double sa = 0, cnt = 0;
-    for (int b = first[i]; dynamic && b < first[i + 1]; b++) { /* pass 3 ran only when dynamic */
+    for (int b = first[i]; b < first[i + 1]; b++) {
         sa += partials[2 * b];
         cnt += partials[2 * b + 1];
     }
-    stats[i].alpha = cnt > 0 ? (float)(sa / cnt) : 0.0f;
-    stats[i].mask_inv = cnt > 0 ? (float)(1.0 / cnt) : 0.0f;
-    float scale = hard_scale(mats[i], stats[i], dynamic, quantised);
-    if (mats[i].fold)
-        scale = 1.0f; /* apply_quant multiplies the codes */
-    stats[i].scale = scale;
-    stats[i].scale_r = scale * residual;
+    finish_scales(mats[i], stats[i], sa, cnt, true, quantised, residual);
 }
 
 /* Pass 4: effective weights (and the clamped latent weights for Arenas). Hard
@@ -419,13 +430,15 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
                                     cudaMemcpyHostToDevice, s));
     if (!q->sums_ready || q->sums_clamp != clamp)
         stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials, q->beyond);
-    stats_finish_beta<<<q->count, QTHREADS, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats);
+    stats_finish_beta<<<q->count, QTHREADS, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats, dynamic,
+                                                     quantised, residual);
     q->sums_ready = !dynamic; /* the weights' until they change, unless the next pass overwrites them */
     q->sums_clamp = clamp;
-    if (dynamic) /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
+    if (dynamic) { /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
         stats_mask_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, stats, q->partials);
-    stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
-                                                                         q->count, dynamic, quantised, residual, stats);
+        stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
+                                                                             q->count, quantised, residual, stats);
+    }
     apply_quant<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, stats, w_eff, wc, dynamic, clamp,
                                                     sharpness, quantised, q->f16_written == w_eff);
     if (q->has_rowwise && quantised) {
