@@ -602,8 +602,11 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
         OB_CUDA_TRY(cudaStreamWaitEvent(s, st->grads_zeroed, 0));
     OB_STATUS_TRY(head_and_loss(&p, train, grad_scale));
     ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");
-    OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, s));
-    OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, s));
+    /* On the weight gradients' stream, off the backward pass's path; the main
+     * stream waits for that stream before the loss is read back. */
+    OB_STATUS_TRY(wg_begin(&p));
+    OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, st->wg_stream));
+    OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, st->wg_stream));
     if (train) {
         OB_STATUS_TRY(norm_backward(&p, st->dres, false, st->dtmp, residual_factor(c), m->final_norm, st->dn, st->xf,
                                     st->meanf, st->rstdf, !c->use_subln));
@@ -625,6 +628,7 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
         }
     }
     double sums[2];
+    OB_STATUS_TRY(wg_wait_all(&p)); /* the loss sums */
     OB_CUDA_TRY(cudaMemcpyAsync(sums, st->sums, sizeof sums, cudaMemcpyDeviceToHost, s));
     ob_gpu_profile_flush(&st->prof, s);
     ob_gemm_profile_flush(st->gemm);
