@@ -21,6 +21,23 @@
 
 __global__ void wg_probe(int *out) { *out = WG_BODY; }
 
+/* The block's head (or key/value head) and the rank of its tile by work, 0
+ * the heaviest, in a 1-D grid of `tiles` blocks a head: first the heavier
+ * half of every head's tiles, then the lighter halves, each head's blocks one
+ * after another (they share its keys and values in L2). Blocks start in
+ * index order, so the last to start are light ones and the grid ends without
+ * a long tail (a y-dimension of heads had every head's heaviest block start
+ * in turn to the end). */
+__device__ __forceinline__ void heavy_first(int tiles, int &head, int &rank) {
+    int hi = (tiles + 1) / 2, lo = tiles - hi, id = blockIdx.x, heavy = (int)gridDim.x / tiles * hi;
+    if (id < heavy) {
+        head = id / hi, rank = id % hi;
+    } else {
+        id -= heavy;
+        head = id / lo, rank = hi + id % lo;
+    }
+}
+
 /* Shared memory: the query tile, then two stages of key and value tiles. */
 static constexpr size_t WG_FWD_SMEM = (WG_FWD_BM * 64 + 4 * WG_TILE) * sizeof(bf16) + 1024;
 
@@ -30,8 +47,9 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
     grid_dependency_wait();
 #if WG_BODY
     bf16 *sq = wg_smem(), *sk = sq + WG_FWD_BM * 64, *sv = sk + 2 * WG_TILE;
-    /* Later query tiles see more keys: starting them first shortens the tail. */
-    int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
+    int nq = (T + WG_FWD_BM - 1) / WG_FWD_BM, bh, rank;
+    heavy_first(nq, bh, rank); /* later query tiles see more keys */
+    int qb = nq - 1 - rank, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3), group = warp >> 2;
     int q0 = qb * WG_FWD_BM, w0 = q0 + group * 64, r0 = q0 + warp * 16; /* first rows of group and warp */
     size_t qs = ld.q, ks = ld.k, vs = ld.v, os = (size_t)nh * 64; /* row strides of q, k, v and o */
@@ -107,7 +125,9 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
 #if WG_BODY
     bf16 *sk = wg_smem(), *sv = sk + WG_TILE, *sq = sv + WG_TILE, *sdo = sq + 2 * WG_TILE;
     float *slse = reinterpret_cast<float *>(sdo + 2 * WG_TILE), *sdelta = slse + 2 * 64;
-    int kb = blockIdx.x, bk = blockIdx.y, b = bk / nkv, kh = bk % nkv, group = nh / nkv;
+    int kb, bk; /* earlier key blocks see more queries */
+    heavy_first((T + 63) / 64, bk, kb);
+    int b = bk / nkv, kh = bk % nkv, group = nh / nkv;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
     int k0 = kb * 64, kr0 = k0 + warp * 16; /* kr0: the warp's first key */
     size_t ks = ld.k, vs = ld.v, koff = ((size_t)b * T + k0) * ks + (size_t)kh * 64;
@@ -201,8 +221,9 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dq(bf16 *dq, fl
     grid_dependency_wait();
 #if WG_BODY
     bf16 *sq = wg_smem(), *sdo = sq + WG_TILE, *sk = sdo + WG_TILE, *sv = sk + 2 * WG_TILE;
-    /* Later query tiles see more keys: starting them first shortens the tail. */
-    int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
+    int nq = (T + 63) / 64, bh, rank;
+    heavy_first(nq, bh, rank); /* later query tiles see more keys */
+    int qb = nq - 1 - rank, b = bh / nh, h = bh % nh, kh = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
     int q0 = qb * 64, r0 = q0 + warp * 16;
     size_t qs = ld.q, ks = ld.k, vs = ld.v, os = (size_t)nh * 64, row = (size_t)b * T + q0;
@@ -276,7 +297,7 @@ bool ob_attention_wg_available(void) {
 ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
                                   int B, int T, int nh, int nkv, cudaStream_t s) {
     OB_CUDA_TRY(cudaFuncSetAttribute(wg_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_FWD_SMEM));
-    dim3 grid((T + WG_FWD_BM - 1) / WG_FWD_BM, B * nh);
+    unsigned grid = (unsigned)((T + WG_FWD_BM - 1) / WG_FWD_BM * B * nh);
     ob_launch_dependent(wg_forward, grid, WG_FWD_THREADS, WG_FWD_SMEM, s, o, lse, q, k, v, ld, T, nh, nkv,
                         ATT_LOG2E / 8.0f);
     OB_LAUNCH_CHECK();
@@ -290,10 +311,11 @@ ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dou
     OB_CUDA_TRY(
         cudaFuncSetAttribute(wg_backward_dkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DKV_SMEM));
     float scale = 0.125f, scale_log2 = scale * ATT_LOG2E; /* 1/√64 */
-    ob_launch_dependent(wg_backward_dq, dim3((T + 63) / 64, B * nh), WG_BWD_THREADS, WG_DQ_SMEM, s, dq, delta, dout, o,
+    unsigned tiles = (unsigned)(T + 63) / 64;
+    ob_launch_dependent(wg_backward_dq, tiles * B * nh, WG_BWD_THREADS, WG_DQ_SMEM, s, dq, delta, dout, o,
                         lse, q, k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
-    ob_launch_dependent(wg_backward_dkv, dim3((T + 63) / 64, B * nkv), WG_BWD_THREADS, WG_DKV_SMEM, s, dk, dv, dout,
+    ob_launch_dependent(wg_backward_dkv, tiles * B * nkv, WG_BWD_THREADS, WG_DKV_SMEM, s, dk, dv, dout,
                         lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     return OB_OK;
