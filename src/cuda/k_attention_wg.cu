@@ -294,8 +294,8 @@ bool ob_attention_wg_available(void) {
     return available == 1;
 }
 
-ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld,
-                                  int B, int T, int nh, int nkv, cudaStream_t s) {
+ob_status ob_attention_wg_forward(bf16 *o, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld, int B,
+                                  int T, int nh, int nkv, cudaStream_t s) {
     OB_CUDA_TRY(cudaFuncSetAttribute(wg_forward, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_FWD_SMEM));
     unsigned grid = (unsigned)((T + WG_FWD_BM - 1) / WG_FWD_BM * B * nh);
     ob_launch_dependent(wg_forward, grid, WG_FWD_THREADS, WG_FWD_SMEM, s, o, lse, q, k, v, ld, T, nh, nkv,
@@ -308,15 +308,14 @@ ob_status ob_attention_wg_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dou
                                    float *delta, const bf16 *q, const bf16 *k, const bf16 *v, ob_qkv_ld ld, int B,
                                    int T, int nh, int nkv, cudaStream_t s) {
     OB_CUDA_TRY(cudaFuncSetAttribute(wg_backward_dq, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DQ_SMEM));
-    OB_CUDA_TRY(
-        cudaFuncSetAttribute(wg_backward_dkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DKV_SMEM));
+    OB_CUDA_TRY(cudaFuncSetAttribute(wg_backward_dkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)WG_DKV_SMEM));
     float scale = 0.125f, scale_log2 = scale * ATT_LOG2E; /* 1/√64 */
     unsigned tiles = (unsigned)(T + 63) / 64;
-    ob_launch_dependent(wg_backward_dq, tiles * B * nh, WG_BWD_THREADS, WG_DQ_SMEM, s, dq, delta, dout, o,
-                        lse, q, k, v, ld, T, nh, nkv, scale, scale_log2);
+    ob_launch_dependent(wg_backward_dq, tiles * B * nh, WG_BWD_THREADS, WG_DQ_SMEM, s, dq, delta, dout, o, lse, q, k, v,
+                        ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
-    ob_launch_dependent(wg_backward_dkv, tiles * B * nkv, WG_BWD_THREADS, WG_DKV_SMEM, s, dk, dv, dout,
-                        lse, delta, q, k, v, ld, T, nh, nkv, scale, scale_log2);
+    ob_launch_dependent(wg_backward_dkv, tiles * B * nkv, WG_BWD_THREADS, WG_DKV_SMEM, s, dk, dv, dout, lse, delta, q,
+                        k, v, ld, T, nh, nkv, scale, scale_log2);
     OB_LAUNCH_CHECK();
     return OB_OK;
 }

@@ -430,17 +430,17 @@ ob_status ob_gpu_wquant_run(ob_gpu_wquant *q, const float *w, bf16 *w_eff, bf16 
                                     cudaMemcpyHostToDevice, s));
     if (!q->sums_ready || q->sums_clamp != clamp)
         stats_abs_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, q->partials, q->beyond);
-    stats_finish_beta<<<q->count, QTHREADS, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats, dynamic,
-                                                     quantised, residual);
+    stats_finish_beta<<<q->count, QTHREADS, 0, s>>>(q->mats_d, q->first_block_d, q->partials, stats, dynamic, quantised,
+                                                    residual);
     q->sums_ready = !dynamic; /* the weights' until they change, unless the next pass overwrites them */
     q->sums_clamp = clamp;
     if (dynamic) { /* α and |M| serve the dynamic threshold only: a pass over every weight saved without it */
         stats_mask_sum<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, clamp, stats, q->partials);
         stats_finish_alpha<<<ob_blocks((size_t)q->count, 128), 128, 0, s>>>(q->mats_d, q->first_block_d, q->partials,
-                                                                             q->count, quantised, residual, stats);
+                                                                            q->count, quantised, residual, stats);
     }
     apply_quant<<<q->num_blocks, QTHREADS, 0, s>>>(w, q->mats_d, q->blocks_d, stats, w_eff, wc, dynamic, clamp,
-                                                    sharpness, quantised, q->f16_written == w_eff);
+                                                   sharpness, quantised, q->f16_written == w_eff);
     if (q->has_rowwise && quantised) {
         dim3 grid(ob_blocks((size_t)q->max_rows, 8), (unsigned)q->count);
         per_row_quant<<<grid, 256, 0, s>>>(w, q->mats_d, q->count, w_eff, clamp, quantised, q->max_rows);
