@@ -168,13 +168,13 @@ ob_status ob_gpu_norm_forward(bf16 *y, bf16 *yq, float *mean, float *rstd, float
     return OB_OK;
 }
 
-/* The block's gain-gradient partial sums: its warps' rows of shared memory
- * added in order into its row of `partials`. */
-__device__ __forceinline__ void block_gain_partials(float *partials, const float *dg_acc, int warps, int d) {
+/* The block's gain-gradient partial sums: its `rows` rows of shared memory
+ * (one a warp, or a slot of vectors) added in order into its row of `partials`. */
+__device__ __forceinline__ void block_gain_partials(float *partials, const float *dg_acc, int rows, int d) {
     __syncthreads();
     for (int j = threadIdx.x; j < d; j += blockDim.x) {
         float t = 0;
-        for (int w = 0; w < warps; w++)
+        for (int w = 0; w < rows; w++)
             t += dg_acc[w * d + j];
         partials[(size_t)blockIdx.x * d + j] = t;
     }
@@ -537,13 +537,7 @@ __global__ void qk_backward_kernel(bf16 *dx, size_t ld, float *partials, const b
             d[j] = __float2bfloat16(r * (dyv * gain[j] - xh * s2));
         }
     }
-    __syncthreads();
-    for (int j = threadIdx.x; j < hd; j += blockDim.x) {
-        float t = 0;
-        for (int w = 0; w < QK_WARPS; w++)
-            t += dgain_acc[w * hd + j];
-        partials[(size_t)blockIdx.x * hd + j] = t;
-    }
+    block_gain_partials(partials, dgain_acc, QK_WARPS, hd);
 }
 
 /* The backward with eight elements a thread (see qk_forward8_kernel): the block
@@ -596,13 +590,7 @@ __global__ void qk_backward8_kernel(bf16 *dx, size_t ld, float *partials, const 
     }
     for (int k = 0; k < 8; k++)
         sums[slot * hd + j0 + k] = acc[k];
-    __syncthreads();
-    for (int j = threadIdx.x; j < hd; j += QK8_THREADS) {
-        float t = 0;
-        for (int k = 0; k < slots; k++)
-            t += sums[k * hd + j];
-        partials[(size_t)blockIdx.x * hd + j] = t;
-    }
+    block_gain_partials(partials, sums, slots, hd);
 }
 
 ob_status ob_gpu_qk_backward(bf16 *dx, size_t ld, const bf16 *dy, float *dgain, float *partials, const bf16 *pre,
