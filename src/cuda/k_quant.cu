@@ -133,6 +133,16 @@ __device__ double block_sum_d(double v) {
     return t; /* valid in thread 0 */
 }
 
+/* The block's sums of a and b (in thread 0) as its pair of partials. */
+__device__ __forceinline__ void write_partial_pair(double *partials, double a, double b) {
+    a = block_sum_d(a);
+    b = block_sum_d(b);
+    if (threadIdx.x == 0) {
+        partials[2 * blockIdx.x] = a;
+        partials[2 * blockIdx.x + 1] = b;
+    }
+}
+
 /* Whether a block's range of m can be read 16 bytes at a time. */
 __device__ __forceinline__ bool block_vectorised(const float *m, const qblock &b) {
     return ((uintptr_t)(m + b.begin) | (uintptr_t)((b.end - b.begin) * sizeof(float))) % 16 == 0;
@@ -171,12 +181,7 @@ struct block_stats {
         out = __syncthreads_or(out);
         if (threadIdx.x == 0)
             beyond[blockIdx.x] = out;
-        sa = block_sum_d(sa);
-        s = block_sum_d(s);
-        if (threadIdx.x == 0) {
-            partials[2 * blockIdx.x] = sa;
-            partials[2 * blockIdx.x + 1] = s;
-        }
+        write_partial_pair(partials, sa, s);
     }
 };
 
@@ -295,12 +300,7 @@ __global__ void stats_mask_sum(const float *w, const ob_gpu_matrix *mats, const 
             cnt += 1;
         }
     });
-    sa = block_sum_d(sa);
-    cnt = block_sum_d(cnt);
-    if (threadIdx.x == 0) {
-        partials[2 * blockIdx.x] = sa;
-        partials[2 * blockIdx.x + 1] = cnt;
-    }
+    write_partial_pair(partials, sa, cnt);
 }
 
 /* After pass 3 (the dynamic threshold): α, 1/|M| and the scales. */
