@@ -419,6 +419,7 @@ static void gpu_destroy(ob_backend *b) {
         if (st->stream)
             cudaStreamSynchronize(st->stream);
         ob_gpu_profile_report(&st->prof, "cuda profile", NULL);
+        ob_graph_free(&st->graph);
         for (int i = 0; i < g->num_allocs; i++)
             cudaFree(g->allocs[i]);
         free(g->allocs);
@@ -498,6 +499,8 @@ extern "C" ob_status ob_cuda_backend_create(int device, const ob_model *m, int m
     st->B = max_batch;
     st->T = max_seq;
     ob_gpu_profile_init(&st->prof);
+    const char *graphs = getenv("ONEBIT_CUDA_GRAPH"); /* "0": passes run without graphs, for comparisons */
+    st->graph.off = st->prof.on || (graphs && strcmp(graphs, "0") == 0); /* the profile times each kernel */
     ob_status s = OB_OK;
     if (cudaSetDevice(device) != cudaSuccess)
         s = ob_error(OB_ERR_DEVICE, "device 'cuda:%d': cannot be selected", device);

@@ -131,7 +131,7 @@ static ob_status wg_wait_all(const pass *p) {
 static ob_status partials_take(const pass *p, int *slot) {
     gpu_state *st = p->st;
     *slot = st->partials_next++ % PARTIAL_SLOTS;
-    if (st->wg_stream != st->stream)
+    if (st->partials_summing >> *slot & 1)
         OB_CUDA_TRY(cudaStreamWaitEvent(st->stream, st->partials_free[*slot], 0));
     return OB_OK;
 }
@@ -144,8 +144,10 @@ static ob_status gain_sum(const pass *p, float *dg, int slot, size_t floats, int
     gpu_state *st = p->st;
     OB_STATUS_TRY(wg_begin(p));
     OB_STATUS_TRY(ob_gpu_gain_sum(dg, partials_of(p, slot), floats, d, st->wg_stream));
-    if (st->wg_stream != st->stream)
+    if (st->wg_stream != st->stream) {
         OB_CUDA_TRY(cudaEventRecord(st->partials_free[slot], st->wg_stream));
+        st->partials_summing |= 1u << slot;
+    }
     return OB_OK;
 }
 
@@ -565,6 +567,73 @@ static ob_status embed_backward(const pass *p, int B, int T, int distinct) {
                                 c->use_dynamic_threshold, (float)c->latent_clamp_max, p->step->sharpness, st->stream);
 }
 
+/* What a pass's recorded graph depends on besides the buffers' contents
+ * (graph.cuh): every value its launches take that may change between calls. */
+typedef struct {
+    int B, T;
+    float grad_scale;
+    ob_step_info step;
+    const float *grads;
+} pass_key;
+
+typedef struct {
+    pass *p;
+    int B, T;
+    bool train;
+    float grad_scale;
+} pass_work;
+
+/* The device work of a pass from the embedding to the last layer's backward,
+ * ending with the weight gradients' stream joined: what a graph records. */
+static ob_status pass_body(void *ctx) {
+    const pass_work *w = (const pass_work *)ctx;
+    const pass *p = w->p;
+    gpu_state *st = p->st;
+    const ob_model *m = st->m;
+    const ob_config *c = &m->cfg;
+    int B = w->B, T = w->T, N = p->N, L = c->num_layers, H = c->hidden_size;
+    cudaStream_t s = st->stream;
+    st->partials_summing = 0;   /* the last pass ended with its sums done (joined below) */
+    OB_STATUS_TRY(wg_begin(p)); /* where a graph is recorded, the weight gradients' stream joins it here */
+    const ob_param *e = param(p, m->embed);
+    ob_gpu_profile_mark(&st->prof, s, "embedding");
+    OB_STATUS_TRY(ob_gpu_embed_forward(st->layers[0].x, st->tokens, st->w_eff + e->offset, scale_of(p, m->embed, false),
+                                       m->positions >= 0 ? st->params + param(p, m->positions)->offset : NULL, N, T, H,
+                                       s));
+    for (int l = 0; l < L; l++)
+        OB_STATUS_TRY(layer_forward(p, l, B, T));
+    int hidx = m->head;
+    int bits = act_bits(p, param(p, hidx));
+    bf16 *plain_nf = arenas(p, param(p, hidx)) || bits == 0 ? st->nf : st->nfq;
+    OB_STATUS_TRY(ob_gpu_norm_forward(plain_nf, bits ? st->nfq : plain_nf, st->meanf, st->rstdf, st->xf,
+                                      st->layers[L - 1].a, st->branch, st->params + param(p, m->final_norm)->offset, N,
+                                      H, (float)c->layer_norm_eps, !c->use_subln, bits, s));
+    if (w->train && st->wg_stream != st->stream) { /* zero_grad's memset ran beside the forward pass */
+        cudaStreamCaptureStatus recording;
+        OB_CUDA_TRY(cudaStreamIsCapturing(s, &recording));
+        OB_CUDA_TRY(cudaStreamWaitEvent(s, st->grads_zeroed,
+                                        recording == cudaStreamCaptureStatusActive ? cudaEventWaitExternal : 0));
+    }
+    OB_STATUS_TRY(head_and_loss(p, w->train, w->grad_scale));
+    ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");
+    /* On the weight gradients' stream, off the backward pass's path. */
+    OB_STATUS_TRY(wg_begin(p));
+    OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, st->wg_stream));
+    OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, st->wg_stream));
+    if (w->train) {
+        OB_STATUS_TRY(norm_backward(p, st->dres, false, st->dtmp, residual_factor(c), m->final_norm, st->dn, st->xf,
+                                    st->meanf, st->rstdf, !c->use_subln));
+        for (int l = L - 1; l >= 0; l--) {
+            OB_STATUS_TRY(layer_backward(p, l, B, T));
+            if (st->reduce) { /* this layer's gradients are final: sum them over the processes now */
+                OB_STATUS_TRY(wg_wait_all(p));
+                OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_begin[l], st->layer_end[l]));
+            }
+        }
+    }
+    return wg_wait_all(p);
+}
+
 ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targets, int B, int T,
                       const ob_step_info *step, bool train, float grad_scale, double *loss, double *plain,
                       float *host_logits) {
@@ -574,7 +643,7 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
         return ob_error(OB_ERR_INVALID_ARG, "cuda backend: batch %d x %d exceeds the allocated %d x %d", B, T, st->B,
                         st->T);
     pass p = {st, step, B * T};
-    int N = B * T, L = c->num_layers, H = c->hidden_size;
+    int N = B * T, L = c->num_layers;
     cudaStream_t s = st->stream;
     OB_CUDA_TRY(cudaSetDevice(st->device));
     int distinct;
@@ -584,41 +653,18 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
     OB_STATUS_TRY(ob_gpu_wquant_run(st->wq, st->params, st->w_eff, step->arenas > 0 && !fp ? st->wc : NULL, st->stats,
                                     c->use_dynamic_threshold, (float)c->latent_clamp_max, step->sharpness, !fp,
                                     step->regime == OB_REGIME_SOFT, residual_factor(c), s));
-    const ob_param *e = param(&p, m->embed);
-    ob_gpu_profile_mark(&st->prof, s, "embedding");
-    OB_STATUS_TRY(ob_gpu_embed_forward(st->layers[0].x, st->tokens, st->w_eff + e->offset, scale_of(&p, m->embed, false),
-                                       m->positions >= 0 ? st->params + param(&p, m->positions)->offset : NULL, N, T,
-                                       H, s));
-    for (int l = 0; l < L; l++)
-        OB_STATUS_TRY(layer_forward(&p, l, B, T));
-    int hidx = m->head;
-    int bits = act_bits(&p, param(&p, hidx));
-    bf16 *plain_nf = arenas(&p, param(&p, hidx)) || bits == 0 ? st->nf : st->nfq;
-    OB_STATUS_TRY(ob_gpu_norm_forward(plain_nf, bits ? st->nfq : plain_nf, st->meanf, st->rstdf, st->xf,
-                                      st->layers[L - 1].a, st->branch, st->params + param(&p, m->final_norm)->offset,
-                                      N, H, (float)c->layer_norm_eps, !c->use_subln, bits, s));
     st->host_logits = host_logits;
-    if (train && st->wg_stream != st->stream) /* zero_grad's memset ran beside the forward pass */
-        OB_CUDA_TRY(cudaStreamWaitEvent(s, st->grads_zeroed, 0));
-    OB_STATUS_TRY(head_and_loss(&p, train, grad_scale));
-    ob_gpu_profile_mark(&st->prof, s, "loss sums, final norm");
-    /* On the weight gradients' stream, off the backward pass's path; the main
-     * stream waits for that stream before the loss is read back. */
-    OB_STATUS_TRY(wg_begin(&p));
-    OB_STATUS_TRY(ob_gpu_sum(st->sums, st->row_loss, (size_t)N, st->sum_partials, false, st->wg_stream));
-    OB_STATUS_TRY(ob_gpu_sum(st->sums + 1, st->row_plain, (size_t)N, st->sum_partials, false, st->wg_stream));
+    pass_work work = {&p, B, T, train, grad_scale};
+    if (train && !host_logits && !st->reduce) { /* training steps repeat: record them */
+        pass_key key;
+        memset(&key, 0, sizeof key); /* the padding too: keys compare as bytes */
+        key.B = B, key.T = T, key.grad_scale = grad_scale, key.step = *step, key.grads = st->grads;
+        OB_STATUS_TRY(ob_graph_run(&st->graph, s, &key, sizeof key, pass_body, &work));
+    } else {
+        OB_STATUS_TRY(pass_body(&work));
+    }
     if (train) {
-        OB_STATUS_TRY(norm_backward(&p, st->dres, false, st->dtmp, residual_factor(c), m->final_norm, st->dn, st->xf,
-                                    st->meanf, st->rstdf, !c->use_subln));
-        for (int l = L - 1; l >= 0; l--) {
-            OB_STATUS_TRY(layer_backward(&p, l, B, T));
-            if (st->reduce) { /* this layer's gradients are final: sum them over the processes now */
-                OB_STATUS_TRY(wg_wait_all(&p));
-                OB_STATUS_TRY(ob_gpu_reduce_range(st, st->layer_begin[l], st->layer_end[l]));
-            }
-        }
         ob_gpu_profile_mark(&st->prof, s, "embedding backward, mask");
-        OB_STATUS_TRY(wg_wait_all(&p));
         OB_STATUS_TRY(embed_backward(&p, B, T, distinct));
         if (!fp)
             OB_STATUS_TRY(ob_gpu_mask_clamped(st->wq, st->params, st->grads, (float)c->latent_clamp_max, s));
@@ -628,7 +674,6 @@ ob_status ob_gpu_pass(gpu_state *st, const int32_t *inputs, const int32_t *targe
         }
     }
     double sums[2];
-    OB_STATUS_TRY(wg_wait_all(&p)); /* the loss sums */
     OB_CUDA_TRY(cudaMemcpyAsync(sums, st->sums, sizeof sums, cudaMemcpyDeviceToHost, s));
     ob_gpu_profile_flush(&st->prof, s);
     ob_gemm_profile_flush(st->gemm);

@@ -5,6 +5,7 @@
 #define ONEBIT_CUDA_STATE_CUH
 
 #include "cuda/gemm.cuh"
+#include "cuda/graph.cuh"
 #include "cuda/kernels.cuh"
 #include "cuda/profile.cuh"
 
@@ -82,6 +83,7 @@ typedef struct {
     size_t partial_floats;
     cudaEvent_t partials_free[PARTIAL_SLOTS];
     int partials_next;
+    unsigned partials_summing; /* slots with a sum queued in this pass: only those are waited for */
     double *sum_partials, *sums;
     float *rope_cos, *rope_sin;
     /* The batch's tables (tokens, targets, emb_order, emb_ids [capacity each],
@@ -93,6 +95,7 @@ typedef struct {
     const ob_step_info *step;
     float *host_logits;      /* eval with logits: destination on the host */
     ob_gpu_profile prof;
+    ob_graph_cache graph; /* training passes as a CUDA graph (ob_gpu_pass) */
     /* Data parallelism (world > 1): NCCL communicator and its stream. */
     int world, rank;
     void *comm;                /* ncclComm_t */

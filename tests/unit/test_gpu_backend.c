@@ -1,7 +1,9 @@
 /* The CUDA backend against the CPU reference on whole models: loss, logits and
  * every gradient over a matrix of configurations (bf16 bounds), AdamW steps,
- * bit-for-bit repeatability, and a GPU training run stopped and resumed that
- * ends bit-identical to an uninterrupted one. Skipped (exit 77) without a GPU. */
+ * bit-for-bit repeatability, training steps replayed from a CUDA graph, the
+ * gradient norm under the clamp mask, and a GPU training run stopped and
+ * resumed that ends bit-identical to an uninterrupted one. Skipped (exit 77)
+ * without a GPU. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,116 @@ static void test_repeatable(void **state) {
     ob_model_free(m);
 }
 
+static int recordings;
+static void count_recordings(ob_log_level level, const char *message, void *user) {
+    (void)level, (void)user;
+    recordings += strstr(message, "recorded as a CUDA graph") != NULL;
+}
+
+/* Training steps with new tokens each step, recorded as a CUDA graph at the
+ * second and replayed from the third, end bit-identical to the same steps
+ * without graphs (ONEBIT_CUDA_GRAPH=0): losses, gradient norms, parameters. */
+static void test_graph_replay(void **state) {
+    (void)state;
+    ob_config cfg;
+    base_config(&cfg);
+    ternary_swiglu_rope_gqa(&cfg);
+    ob_model *m;
+    assert_ok(ob_model_create(&cfg, &m));
+    ob_model_init(m, 7);
+    enum { B = 2, T = 64, N = B * T, STEPS = 5 };
+    int32_t *in = malloc(STEPS * N * sizeof *in), *tg = malloc(STEPS * N * sizeof *tg);
+    for (int i = 0; i < STEPS * N; i++) {
+        in[i] = (int32_t)ob_rng_below(&rng, 500);
+        tg[i] = (int32_t)ob_rng_below(&rng, 500);
+    }
+    ob_step_info step = {OB_REGIME_HARD, 8, 0, 0.1f};
+    float *w[2] = {malloc(m->num_floats * sizeof(float)), malloc(m->num_floats * sizeof(float))};
+    double loss[2][STEPS], norm[2][STEPS];
+    ob_log_level level = ob_log_get_level();
+    for (int run = 0; run < 2; run++) {
+        if (run == 1)
+            setenv("ONEBIT_CUDA_GRAPH", "0", 1);
+        recordings = 0;
+        ob_log_set_sink(count_recordings, NULL);
+        ob_log_set_level(OB_LOG_DEBUG);
+        ob_backend *gpu;
+        assert_ok(ob_backend_create("cuda", m, B, T, &gpu));
+        for (int k = 0; k < STEPS; k++) {
+            ob_adamw opt = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, k + 1, 1.0f};
+            assert_ok(gpu->ops->zero_grad(gpu));
+            assert_ok(gpu->ops->train_batch(gpu, in + k * N, tg + k * N, B, T, &step, 1.0f, &loss[run][k]));
+            assert_ok(gpu->ops->grad_norm(gpu, &norm[run][k]));
+            assert_ok(gpu->ops->adamw(gpu, &opt));
+        }
+        assert_ok(gpu->ops->download(gpu, w[run]));
+        ob_backend_free(gpu);
+        ob_log_set_sink(NULL, NULL);
+        ob_log_set_level(level);
+        unsetenv("ONEBIT_CUDA_GRAPH");
+        assert_int_equal(recordings, run == 0 ? 1 : 0);
+    }
+    for (int k = 0; k < STEPS; k++)
+        if (loss[0][k] != loss[1][k] || norm[0][k] != norm[1][k])
+            fail_msg("step %d: loss %.9g, gradient norm %.9g with a graph; %.9g, %.9g without", k + 1, loss[0][k],
+                     norm[0][k], loss[1][k], norm[1][k]);
+    if (memcmp(w[0], w[1], m->num_floats * sizeof(float)) != 0)
+        fail_msg("parameters after %d steps differ with and without graphs", STEPS);
+    free(w[0]), free(w[1]), free(in), free(tg);
+    ob_model_free(m);
+}
+
+/* The gradient norm is that of the gradients a pass leaves, whose entries of
+ * latent weights beyond the clamp (inside and outside the layers) the pass
+ * zeroes; after one micro-batch and after a second added to it. */
+static void test_grad_norm(void **state) {
+    (void)state;
+    ob_config cfg;
+    base_config(&cfg);
+    ternary_swiglu_rope_gqa(&cfg);
+    ob_model *m;
+    assert_ok(ob_model_create(&cfg, &m));
+    ob_model_init(m, 11);
+    size_t beyond = 0; /* a weight of layer 0's first quantised matrix put beyond the clamp */
+    for (int i = 0; i < m->num_params; i++) {
+        const ob_param *p = &m->params[i];
+        if (p->cols == 0 || p->layer > 0)
+            continue;
+        for (size_t j = 0; j < p->numel; j += 37)
+            m->weights[p->offset + j] = (float)(j % 2 ? 2 : -2) * (float)cfg.latent_clamp_max;
+        if (p->layer == 0 && p->mode != OB_MODE_F16 && !beyond)
+            beyond = p->offset;
+    }
+    assert_true(beyond > 0);
+    enum { B = 2, T = 64, N = B * T };
+    int32_t in[2 * N], tg[2 * N];
+    for (int i = 0; i < 2 * N; i++) {
+        in[i] = (int32_t)ob_rng_below(&rng, 500);
+        tg[i] = (int32_t)ob_rng_below(&rng, 500);
+    }
+    ob_step_info step = {OB_REGIME_HARD, 8, 0, 0.1f};
+    float *g = malloc(m->num_floats * sizeof(float));
+    ob_backend *gpu;
+    assert_ok(ob_backend_create("cuda", m, B, T, &gpu));
+    assert_ok(gpu->ops->zero_grad(gpu));
+    for (int micro = 0; micro < 2; micro++) {
+        double loss, norm, sq = 0;
+        assert_ok(gpu->ops->train_batch(gpu, in + micro * N, tg + micro * N, B, T, &step, 1.0f, &loss));
+        assert_ok(gpu->ops->grad_norm(gpu, &norm));
+        assert_ok(gpu->ops->get_grads(gpu, g));
+        for (size_t i = 0; i < m->num_floats; i++)
+            sq += (double)g[i] * g[i];
+        if (g[beyond] != 0.0f)
+            fail_msg("the gradient of a weight beyond the clamp is %g, not 0", g[beyond]);
+        if (!(fabs(norm - sqrt(sq)) <= 1e-9 * sqrt(sq)))
+            fail_msg("micro-batch %d: gradient norm %.12g from the backend, %.12g from its gradients", micro + 1, norm,
+                     sqrt(sq));
+    }
+    ob_backend_free(gpu);
+    free(g);
+    ob_model_free(m);
+}
+
 /* A checkpoint of a CPU run resumes on the GPU; a GPU run stopped and resumed
  * ends bit-identical to an uninterrupted GPU run. */
 static void test_gpu_resume(void **state) {
@@ -241,9 +353,8 @@ int main(void) {
     }
     ob_rng_seed(&rng, 99);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matches_cpu),
-        cmocka_unit_test(test_repeatable),
-        cmocka_unit_test(test_gpu_resume),
+        cmocka_unit_test(test_matches_cpu), cmocka_unit_test(test_repeatable), cmocka_unit_test(test_graph_replay),
+        cmocka_unit_test(test_grad_norm),   cmocka_unit_test(test_gpu_resume),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,148 @@
+/* Recording and replay of a pass as a CUDA graph (see graph.cuh). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/graph.cuh"
+
+/* Writes a memset node's 4 bytes once the kernel before it has finished
+ * (launched as its programmatic dependent). */
+__global__ void set_word(uint32_t *dst, uint32_t value) {
+    grid_dependency_wait();
+    *dst = value;
+}
+
+/* cuBLASLt's products come as a memset of a 4-byte counter, then the kernel.
+ * In a chain P -> memset -> K the memset costs two launch gaps; a one-thread
+ * kernel launched as P's programmatic dependent does the same write with none
+ * worth the name. Returns how many memsets were replaced. */
+static ob_status replace_memsets(cudaGraph_t graph, int *replaced) {
+    *replaced = 0;
+    size_t n = 0;
+    OB_CUDA_TRY(cudaGraphGetNodes(graph, NULL, &n));
+    cudaGraphNode_t *nodes = (cudaGraphNode_t *)malloc(n * sizeof *nodes);
+    if (!nodes)
+        return ob_error(OB_ERR_NOMEM, "cuda: out of host memory");
+    cudaError_t e = cudaGraphGetNodes(graph, nodes, &n);
+    for (size_t i = 0; i < n && e == cudaSuccess; i++) {
+        cudaGraphNodeType type;
+        cudaMemsetParams ms;
+        if (cudaGraphNodeGetType(nodes[i], &type) != cudaSuccess || type != cudaGraphNodeTypeMemset ||
+            cudaGraphMemsetNodeGetParams(nodes[i], &ms) != cudaSuccess || ms.height != 1 ||
+            ms.width * ms.elementSize != 4)
+            continue;
+        cudaGraphNode_t before, after;
+        cudaGraphEdgeData in, out;
+        size_t nin = 0, nout = 0;
+        if (cudaGraphNodeGetDependencies(nodes[i], NULL, NULL, &nin) != cudaSuccess || nin != 1 ||
+            cudaGraphNodeGetDependentNodes(nodes[i], NULL, NULL, &nout) != cudaSuccess || nout != 1)
+            continue;
+        if ((e = cudaGraphNodeGetDependencies(nodes[i], &before, &in, &nin)) != cudaSuccess ||
+            (e = cudaGraphNodeGetDependentNodes(nodes[i], &after, &out, &nout)) != cudaSuccess)
+            break;
+        cudaGraphNodeType before_type;
+        if ((e = cudaGraphNodeGetType(before, &before_type)) != cudaSuccess)
+            break;
+        uint32_t value = ms.elementSize == 4   ? ms.value
+                         : ms.elementSize == 2 ? (ms.value & 0xFFFFu) * 0x10001u
+                                               : (ms.value & 0xFFu) * 0x1010101u;
+        uint32_t *dst = (uint32_t *)ms.dst;
+        void *args[2] = {&dst, &value};
+        cudaKernelNodeParams kp = {};
+        kp.func = (void *)set_word;
+        kp.gridDim = dim3(1);
+        kp.blockDim = dim3(1);
+        kp.kernelParams = args;
+        cudaGraphNode_t word;
+        cudaGraphEdgeData programmatic = {};
+        programmatic.from_port = cudaGraphKernelNodePortProgrammatic;
+        programmatic.type = cudaGraphDependencyTypeProgrammatic;
+        if ((e = cudaGraphAddKernelNode(&word, graph, NULL, 0, &kp)) != cudaSuccess ||
+            (e = cudaGraphAddDependencies(graph, &before, &word,
+                                          before_type == cudaGraphNodeTypeKernel ? &programmatic : &in, 1)) !=
+                cudaSuccess ||
+            (e = cudaGraphAddDependencies(graph, &word, &after, &out, 1)) != cudaSuccess ||
+            (e = cudaGraphDestroyNode(nodes[i])) != cudaSuccess)
+            break;
+        /* The priority of the product's stream: a kernel added by hand has
+         * the lowest, and waited behind the weight gradients' kernels. */
+        cudaLaunchAttributeValue priority;
+        if (cudaGraphKernelNodeGetAttribute(after, cudaLaunchAttributePriority, &priority) == cudaSuccess &&
+            (e = cudaGraphKernelNodeSetAttribute(word, cudaLaunchAttributePriority, &priority)) != cudaSuccess)
+            break;
+        (*replaced)++;
+    }
+    free(nodes);
+    OB_CUDA_TRY(e);
+    return OB_OK;
+}
+
+/* Records body as a graph into c->exec; false (and no graph) where the
+ * recording itself failed, an error where the body did. */
+static ob_status record(ob_graph_cache *c, cudaStream_t s, ob_graph_body body, void *ctx, bool *recorded) {
+    *recorded = false;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
+    ob_status st = OB_OK;
+    if (e == cudaSuccess) {
+        st = body(ctx);
+        e = cudaStreamEndCapture(s, &graph);
+    }
+    cudaGraphExec_t exec = NULL;
+    size_t nodes = 0;
+    int replaced = 0;
+    if (st == OB_OK && e == cudaSuccess)
+        st = replace_memsets(graph, &replaced);
+    /* Node priorities: the weight gradients' kernels keep their stream's lower one. */
+    if (st == OB_OK && e == cudaSuccess && (e = cudaGraphGetNodes(graph, NULL, &nodes)) == cudaSuccess &&
+        (e = cudaGraphInstantiate(&exec, graph, cudaGraphInstantiateFlagUseNodePriority)) == cudaSuccess)
+        e = cudaGraphUpload(exec, s); /* the first replay then starts as fast as the later ones */
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (st != OB_OK || e != cudaSuccess) {
+        if (exec)
+            cudaGraphExecDestroy(exec);
+        cudaGetLastError(); /* the failure is reported here, not by the next launch check */
+    }
+    if (st != OB_OK)
+        return st;
+    if (e != cudaSuccess) {
+        ob_log(OB_LOG_WARN, "cuda: a pass could not be recorded as a CUDA graph (%s); passes run without graphs",
+               cudaGetErrorString(e));
+        return OB_OK;
+    }
+    ob_log(OB_LOG_DEBUG, "cuda: pass recorded as a CUDA graph of %zu nodes (%d memsets replaced)", nodes, replaced);
+    if (c->has_exec)
+        cudaGraphExecDestroy(c->exec);
+    c->exec = exec;
+    c->has_exec = *recorded = true;
+    return OB_OK;
+}
+
+ob_status ob_graph_run(ob_graph_cache *c, cudaStream_t s, const void *key, size_t key_size, ob_graph_body body,
+                       void *ctx) {
+    if (c->off || key_size > OB_GRAPH_KEY)
+        return body(ctx);
+    bool replay = c->has_exec && memcmp(c->exec_key, key, key_size) == 0;
+    if (!replay) {
+        bool repeated = c->has_last && memcmp(c->last_key, key, key_size) == 0;
+        memcpy(c->last_key, key, key_size);
+        c->has_last = true;
+        if (!repeated)
+            return body(ctx);
+        bool recorded;
+        OB_STATUS_TRY(record(c, s, body, ctx, &recorded));
+        if (!recorded) {
+            c->off = true;
+            return body(ctx);
+        }
+        memcpy(c->exec_key, key, key_size);
+    }
+    OB_CUDA_TRY(cudaGraphLaunch(c->exec, s));
+    return OB_OK;
+}
+
+void ob_graph_free(ob_graph_cache *c) {
+    if (c->has_exec)
+        cudaGraphExecDestroy(c->exec);
+    memset(c, 0, sizeof *c);
+}
