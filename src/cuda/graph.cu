@@ -14,15 +14,17 @@ __global__ void set_word(uint32_t *dst, uint32_t value) {
 /* cuBLASLt's products come as a memset of a 4-byte counter, then the kernel.
  * In a chain P -> memset -> K the memset costs two launch gaps; a one-thread
  * kernel launched as P's programmatic dependent does the same write with none
- * worth the name. Returns how many memsets were replaced. */
-static ob_status replace_memsets(cudaGraph_t graph, int *replaced) {
+ * worth the name. Counts the memsets replaced; an error leaves the graph
+ * unusable (a device without programmatic launches, say). */
+static cudaError_t replace_memsets(cudaGraph_t graph, int *replaced) {
     *replaced = 0;
     size_t n = 0;
-    OB_CUDA_TRY(cudaGraphGetNodes(graph, NULL, &n));
-    cudaGraphNode_t *nodes = (cudaGraphNode_t *)malloc(n * sizeof *nodes);
+    cudaError_t e = cudaGraphGetNodes(graph, NULL, &n);
+    cudaGraphNode_t *nodes = (cudaGraphNode_t *)malloc((n ? n : 1) * sizeof *nodes);
     if (!nodes)
-        return ob_error(OB_ERR_NOMEM, "cuda: out of host memory");
-    cudaError_t e = cudaGraphGetNodes(graph, nodes, &n);
+        return cudaErrorMemoryAllocation;
+    if (e == cudaSuccess)
+        e = cudaGraphGetNodes(graph, nodes, &n);
     for (size_t i = 0; i < n && e == cudaSuccess; i++) {
         cudaGraphNodeType type;
         cudaMemsetParams ms;
@@ -72,12 +74,11 @@ static ob_status replace_memsets(cudaGraph_t graph, int *replaced) {
         (*replaced)++;
     }
     free(nodes);
-    OB_CUDA_TRY(e);
-    return OB_OK;
+    return e;
 }
 
 /* Records body as a graph into c->exec; false (and no graph) where the
- * recording itself failed, an error where the body did. */
+ * recording failed, an error where the body did. */
 static ob_status record(ob_graph_cache *c, cudaStream_t s, ob_graph_body body, void *ctx, bool *recorded) {
     *recorded = false;
     cudaGraph_t graph = NULL;
@@ -91,7 +92,7 @@ static ob_status record(ob_graph_cache *c, cudaStream_t s, ob_graph_body body, v
     size_t nodes = 0;
     int replaced = 0;
     if (st == OB_OK && e == cudaSuccess)
-        st = replace_memsets(graph, &replaced);
+        e = replace_memsets(graph, &replaced);
     /* Node priorities: the weight gradients' kernels keep their stream's lower one. */
     if (st == OB_OK && e == cudaSuccess && (e = cudaGraphGetNodes(graph, NULL, &nodes)) == cudaSuccess &&
         (e = cudaGraphInstantiate(&exec, graph, cudaGraphInstantiateFlagUseNodePriority)) == cudaSuccess)
