@@ -145,20 +145,31 @@ static void test_matches_cpu(void **state) {
         compare_case(&cases[k]);
 }
 
-static void test_repeatable(void **state) {
-    (void)state;
-    ob_config cfg;
-    base_config(&cfg);
-    ternary_swiglu_rope_gqa(&cfg);
+/* The ternary SwiGLU RoPE GQA model of the whole-model tests, and n random
+ * tokens and targets from its vocabulary. */
+static ob_model *small_model(ob_config *cfg, uint64_t seed) {
+    base_config(cfg);
+    ternary_swiglu_rope_gqa(cfg);
     ob_model *m;
-    assert_ok(ob_model_create(&cfg, &m));
-    ob_model_init(m, 5);
-    int B = 2, T = 64, N = B * T;
-    int32_t *in = malloc(N * sizeof *in), *tg = malloc(N * sizeof *tg);
-    for (int i = 0; i < N; i++) {
+    assert_ok(ob_model_create(cfg, &m));
+    ob_model_init(m, seed);
+    return m;
+}
+
+static void random_tokens(int32_t *in, int32_t *tg, int n) {
+    for (int i = 0; i < n; i++) {
         in[i] = (int32_t)ob_rng_below(&rng, 500);
         tg[i] = (int32_t)ob_rng_below(&rng, 500);
     }
+}
+
+static void test_repeatable(void **state) {
+    (void)state;
+    ob_config cfg;
+    ob_model *m = small_model(&cfg, 5);
+    int B = 2, T = 64, N = B * T;
+    int32_t *in = malloc(N * sizeof *in), *tg = malloc(N * sizeof *tg);
+    random_tokens(in, tg, N);
     float *g1 = malloc(m->num_floats * sizeof(float)), *g2 = malloc(m->num_floats * sizeof(float));
     ob_step_info step = {OB_REGIME_SOFT, 4, 0, 0.1f};
     for (int run = 0; run < 2; run++) {
@@ -187,17 +198,10 @@ static void count_recordings(ob_log_level level, const char *message, void *user
 static void test_graph_replay(void **state) {
     (void)state;
     ob_config cfg;
-    base_config(&cfg);
-    ternary_swiglu_rope_gqa(&cfg);
-    ob_model *m;
-    assert_ok(ob_model_create(&cfg, &m));
-    ob_model_init(m, 7);
+    ob_model *m = small_model(&cfg, 7);
     enum { B = 2, T = 64, N = B * T, STEPS = 5 };
     int32_t *in = malloc(STEPS * N * sizeof *in), *tg = malloc(STEPS * N * sizeof *tg);
-    for (int i = 0; i < STEPS * N; i++) {
-        in[i] = (int32_t)ob_rng_below(&rng, 500);
-        tg[i] = (int32_t)ob_rng_below(&rng, 500);
-    }
+    random_tokens(in, tg, STEPS * N);
     ob_step_info step = {OB_REGIME_HARD, 8, 0, 0.1f};
     float *w[2] = {malloc(m->num_floats * sizeof(float)), malloc(m->num_floats * sizeof(float))};
     double loss[2][STEPS], norm[2][STEPS];
@@ -240,11 +244,7 @@ static void test_graph_replay(void **state) {
 static void test_grad_norm(void **state) {
     (void)state;
     ob_config cfg;
-    base_config(&cfg);
-    ternary_swiglu_rope_gqa(&cfg);
-    ob_model *m;
-    assert_ok(ob_model_create(&cfg, &m));
-    ob_model_init(m, 11);
+    ob_model *m = small_model(&cfg, 11);
     size_t beyond = 0; /* a weight of layer 0's first quantised matrix put beyond the clamp */
     for (int i = 0; i < m->num_params; i++) {
         const ob_param *p = &m->params[i];
@@ -258,10 +258,7 @@ static void test_grad_norm(void **state) {
     assert_true(beyond > 0);
     enum { B = 2, T = 64, N = B * T };
     int32_t in[2 * N], tg[2 * N];
-    for (int i = 0; i < 2 * N; i++) {
-        in[i] = (int32_t)ob_rng_below(&rng, 500);
-        tg[i] = (int32_t)ob_rng_below(&rng, 500);
-    }
+    random_tokens(in, tg, 2 * N);
     ob_step_info step = {OB_REGIME_HARD, 8, 0, 0.1f};
     float *g = malloc(m->num_floats * sizeof(float));
     ob_backend *gpu;
