@@ -127,7 +127,9 @@ static ob_status wg_wait_all(const pass *p) {
 }
 
 /* A free slot of the gain-gradient partial sums (cuda_state.cuh): the main
- * stream first waits until what the slot held has been summed. */
+ * stream first waits until what the slot held in this pass has been summed
+ * (a pass ends with its sums done, and a recorded graph cannot wait for an
+ * event of the pass before). */
 static ob_status partials_take(const pass *p, int *slot) {
     gpu_state *st = p->st;
     *slot = st->partials_next++ % PARTIAL_SLOTS;
