@@ -3,7 +3,9 @@
 # call: unpack the carried Debian libraries (scripts/device-deps.sh), build the
 # CUDA targets, run the GPU tests, then the benchmarks beside PyTorch's
 # bitnet_ref.py. Logs go to $OUT; a short table is printed last.
-#   bench/gpu/device_run.sh [test] [bench | onebit-bench] [train] [profile] [trace] [torchprof] [ncu] [multi] [gutenberg]
+#   bench/gpu/device_run.sh [test] [bench | onebit-bench] [pairs] [train] [profile] [trace] [torchprof] [ncu] [multi] [gutenberg]
+# pairs: $PAIRS (3) onebit and PyTorch ternary runs one after the other, each
+# pair's ratio and their median (both step times vary 1-3% between runs).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp/onebit-out}
@@ -49,6 +51,26 @@ if [[ " $parts " == *" bench "* ]]; then
     timeout 400 python3 .devdata/refs/bitnet_ref.py --quant $q --compile 1 --steps 15 --bs 16 --T 1024 2>"$out/ref_$q.err" \
       | tee -a "$out/bench.jsonl" | tail -1
   done
+fi
+if [[ " $parts " == *" pairs "* ]]; then
+  cfg=.devdata/refs/gpt2-124m-ternary.json
+  for i in $(seq "${PAIRS:-3}"); do
+    build-gpu/bin/bench_gpu_train --config "$cfg" --batch 16 --seq 1024 --steps 15 --warmup 3 --quant ternary 2>&1 \
+      | tail -1 >> "$out/pairs.jsonl"
+    timeout 400 python3 .devdata/refs/bitnet_ref.py --quant ternary --compile 1 --steps 15 --bs 16 --T 1024 \
+      2>>"$out/ref_pairs.err" | tail -1 >> "$out/pairs.jsonl"
+  done
+  python3 - "$out/pairs.jsonl" <<'PY' | tee "$out/pairs.txt"
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+ours = [r["step_ms"] for r in rows if r.get("impl") == "onebit"]
+ref = [r["step_ms"] for r in rows if "compile" in r]
+ratios = [b / a for a, b in zip(ours, ref)]
+for a, b, q in zip(ours, ref, ratios):
+    print(f"pair: onebit {a:.2f} ms, PyTorch {b:.2f} ms, {q:.3f}x")
+if ratios:
+    print(f"pairs: median {statistics.median(ratios):.3f}x of {len(ratios)} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+PY
 fi
 if [[ " $parts " == *" train "* ]]; then
   if bash tests/integration/test_gpu_train.sh > "$out/gpu_train.log" 2>&1; then r=passed; else r="FAILED ($?)"; fi
