@@ -77,9 +77,9 @@ static cudaError_t replace_memsets(cudaGraph_t graph, int *replaced) {
     return e;
 }
 
-/* Records body as a graph into c->exec; false (and no graph) where the
+/* Records body as a graph into *exec; false (and no graph) where the
  * recording failed, an error where the body did. */
-static ob_status record(ob_graph_cache *c, cudaStream_t s, ob_graph_body body, void *ctx, bool *recorded) {
+static ob_status record(cudaGraphExec_t *exec_out, cudaStream_t s, ob_graph_body body, void *ctx, bool *recorded) {
     *recorded = false;
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
@@ -112,38 +112,59 @@ static ob_status record(ob_graph_cache *c, cudaStream_t s, ob_graph_body body, v
         return OB_OK;
     }
     ob_log(OB_LOG_DEBUG, "cuda: pass recorded as a CUDA graph of %zu nodes (%d memsets replaced)", nodes, replaced);
-    if (c->has_exec)
-        cudaGraphExecDestroy(c->exec);
-    c->exec = exec;
-    c->has_exec = *recorded = true;
+    *exec_out = exec;
+    *recorded = true;
     return OB_OK;
+}
+
+/* The slot of keys[] that holds key, or -1. */
+static int find_key(const ob_graph_key *keys, const void *key, size_t size) {
+    for (int i = 0; i < OB_GRAPH_SLOTS; i++)
+        if (keys[i].used && memcmp(keys[i].key, key, size) == 0)
+            return i;
+    return -1;
+}
+
+static void put_key(ob_graph_key *slot, const void *key, size_t size) {
+    memset(slot->key, 0, sizeof slot->key);
+    memcpy(slot->key, key, size);
+    slot->used = true;
 }
 
 ob_status ob_graph_run(ob_graph_cache *c, cudaStream_t s, const void *key, size_t key_size, ob_graph_body body,
                        void *ctx) {
     if (c->off || key_size > OB_GRAPH_KEY)
         return body(ctx);
-    bool replay = c->has_exec && memcmp(c->exec_key, key, key_size) == 0;
-    if (!replay) {
-        bool repeated = c->has_last && memcmp(c->last_key, key, key_size) == 0;
-        memcpy(c->last_key, key, key_size);
-        c->has_last = true;
-        if (!repeated)
+    int slot = find_key(c->recorded, key, key_size);
+    if (slot < 0) {
+        int seen = find_key(c->seen, key, key_size);
+        if (seen < 0) {
+            put_key(&c->seen[c->next_seen], key, key_size);
+            c->next_seen = (c->next_seen + 1) % OB_GRAPH_SLOTS;
             return body(ctx);
+        }
+        cudaGraphExec_t exec;
         bool recorded;
-        OB_STATUS_TRY(record(c, s, body, ctx, &recorded));
+        OB_STATUS_TRY(record(&exec, s, body, ctx, &recorded));
         if (!recorded) {
             c->off = true;
             return body(ctx);
         }
-        memcpy(c->exec_key, key, key_size);
+        c->seen[seen].used = false;
+        slot = c->next_recorded;
+        c->next_recorded = (slot + 1) % OB_GRAPH_SLOTS;
+        if (c->recorded[slot].used)
+            cudaGraphExecDestroy(c->exec[slot]);
+        c->exec[slot] = exec;
+        put_key(&c->recorded[slot], key, key_size);
     }
-    OB_CUDA_TRY(cudaGraphLaunch(c->exec, s));
+    OB_CUDA_TRY(cudaGraphLaunch(c->exec[slot], s));
     return OB_OK;
 }
 
 void ob_graph_free(ob_graph_cache *c) {
-    if (c->has_exec)
-        cudaGraphExecDestroy(c->exec);
+    for (int i = 0; i < OB_GRAPH_SLOTS; i++)
+        if (c->recorded[i].used)
+            cudaGraphExecDestroy(c->exec[i]);
     memset(c, 0, sizeof *c);
 }

@@ -192,16 +192,17 @@ static void count_recordings(ob_log_level level, const char *message, void *user
     recordings += strstr(message, "recorded as a CUDA graph") != NULL;
 }
 
-/* Training steps with new tokens each step, recorded as a CUDA graph at the
- * second and replayed from the third, end bit-identical to the same steps
- * without graphs (ONEBIT_CUDA_GRAPH=0): losses, gradient norms, parameters. */
-static void test_graph_replay(void **state) {
-    (void)state;
+/* Training steps of `micro` micro-batches, new tokens each, recorded as CUDA
+ * graphs at the second step (one a micro-batch's gradient buffer) and
+ * replayed from the third, end bit-identical to the same steps without
+ * graphs (ONEBIT_CUDA_GRAPH=0): losses, gradient norms, parameters. */
+static void graph_replay(int micro) {
     ob_config cfg;
     ob_model *m = small_model(&cfg, 7);
     enum { B = 2, T = 64, N = B * T, STEPS = 5 };
-    int32_t *in = malloc(STEPS * N * sizeof *in), *tg = malloc(STEPS * N * sizeof *tg);
-    random_tokens(in, tg, STEPS * N);
+    int batches = STEPS * micro;
+    int32_t *in = malloc(batches * N * sizeof *in), *tg = malloc(batches * N * sizeof *tg);
+    random_tokens(in, tg, batches * N);
     ob_step_info step = {OB_REGIME_HARD, 8, 0, 0.1f};
     float *w[2] = {malloc(m->num_floats * sizeof(float)), malloc(m->num_floats * sizeof(float))};
     double loss[2][STEPS], norm[2][STEPS];
@@ -217,7 +218,10 @@ static void test_graph_replay(void **state) {
         for (int k = 0; k < STEPS; k++) {
             ob_adamw opt = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, k + 1, 1.0f};
             assert_ok(gpu->ops->zero_grad(gpu));
-            assert_ok(gpu->ops->train_batch(gpu, in + k * N, tg + k * N, B, T, &step, 1.0f, &loss[run][k]));
+            for (int u = 0; u < micro; u++) {
+                size_t at = (size_t)(k * micro + u) * N;
+                assert_ok(gpu->ops->train_batch(gpu, in + at, tg + at, B, T, &step, 1.0f / micro, &loss[run][k]));
+            }
             assert_ok(gpu->ops->grad_norm(gpu, &norm[run][k]));
             assert_ok(gpu->ops->adamw(gpu, &opt));
         }
@@ -226,16 +230,22 @@ static void test_graph_replay(void **state) {
         ob_log_set_sink(NULL, NULL);
         ob_log_set_level(level);
         unsetenv("ONEBIT_CUDA_GRAPH");
-        assert_int_equal(recordings, run == 0 ? 1 : 0);
+        assert_int_equal(recordings, run == 0 ? micro : 0);
     }
     for (int k = 0; k < STEPS; k++)
         if (loss[0][k] != loss[1][k] || norm[0][k] != norm[1][k])
-            fail_msg("step %d: loss %.9g, gradient norm %.9g with a graph; %.9g, %.9g without", k + 1, loss[0][k],
-                     norm[0][k], loss[1][k], norm[1][k]);
+            fail_msg("%d micro-batches, step %d: loss %.9g, gradient norm %.9g with graphs; %.9g, %.9g without", micro,
+                     k + 1, loss[0][k], norm[0][k], loss[1][k], norm[1][k]);
     if (memcmp(w[0], w[1], m->num_floats * sizeof(float)) != 0)
-        fail_msg("parameters after %d steps differ with and without graphs", STEPS);
+        fail_msg("%d micro-batches: parameters after %d steps differ with and without graphs", micro, STEPS);
     free(w[0]), free(w[1]), free(in), free(tg);
     ob_model_free(m);
+}
+
+static void test_graph_replay(void **state) {
+    (void)state;
+    graph_replay(1);
+    graph_replay(2); /* gradient accumulation: the micro-batches' two keys alternate */
 }
 
 /* The gradient norm is that of the gradients a pass leaves, whose entries of
