@@ -220,37 +220,67 @@ __device__ __forceinline__ void finish_forward(bf16 *o, float *lse, const float 
 
 /* dK/dV step: from Sᵀ and dPᵀ of the warp's keys kr0.. and the step's
  * queries q0.. (their lse and delta in tl, td), Pᵀ into s and dSᵀ into dp;
- * queries before the key (causal) or past T (padding) get 0. */
+ * queries before the key (causal) or past T (padding) get 0. Steps that mask
+ * nothing (the warp's keys before every query, all queries inside T: all but
+ * the diagonal's) take a path without the per-element tests, which the
+ * compiler turned into predicates, reloaded constants and scalar loads:
+ * half the instructions of the wgmma dK/dV kernel's loop. Both paths compute
+ * each value the same way. */
 template <int NT>
 __device__ __forceinline__ void probs_transposed(float (&s)[NT][4], float (&dp)[NT][4], const float *tl,
                                                  const float *td, int q0, int kr0, int T, float scale_log2,
                                                  int lane) {
     int g = lane >> 2, c = 2 * (lane & 3);
-    bool edge = q0 < kr0 + 15 || q0 + 8 * NT > T;
+    if (q0 >= kr0 + 15 && q0 + 8 * NT <= T) {
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            float2 l = *reinterpret_cast<const float2 *>(tl + 8 * j + c); /* columns c, c + 1 */
+            float2 d = *reinterpret_cast<const float2 *>(td + 8 * j + c);
+            float nl[2] = {-l.x * ATT_LOG2E, -l.y * ATT_LOG2E}, dd[2] = {d.x, d.y};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = exp2_fast(fmaf(s[j][e], scale_log2, nl[e & 1]));
+                s[j][e] = p;
+                dp[j][e] = p * (dp[j][e] - dd[e & 1]);
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int j = 0; j < NT; j++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             int col = 8 * j + c + (e & 1), t = q0 + col, key = kr0 + g + 8 * (e >> 1);
-            float p = edge && (t < key || t >= T) ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -tl[col] * ATT_LOG2E));
+            float p = t < key || t >= T ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -tl[col] * ATT_LOG2E));
             s[j][e] = p;
             dp[j][e] = p * (dp[j][e] - td[col]);
         }
 }
 
 /* dQ step: from S and dP of the warp's rows r0.. and the keys k0.. (rows'
- * lse·log2 e in rl, delta in rd), dS into s; keys after the row get 0. */
+ * lse·log2 e in rl, delta in rd), dS into s; keys after the row get 0. Tiles
+ * before the warp's diagonal take a path without the per-element test (as
+ * probs_transposed). */
 template <int NT>
 __device__ __forceinline__ void probs_grad(float (&s)[NT][4], const float (&dp)[NT][4], const float (&rl)[2],
                                            const float (&rd)[2], int k0, int r0, float scale_log2, int lane) {
     int g = lane >> 2, c = 2 * (lane & 3);
-    bool diag = k0 + 8 * NT - 1 > r0; /* the tile crosses the warp's diagonal */
+    if (k0 + 8 * NT - 1 <= r0) {
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int i = e >> 1;
+                s[j][e] = exp2_fast(fmaf(s[j][e], scale_log2, -rl[i])) * (dp[j][e] - rd[i]);
+            }
+        return;
+    }
 #pragma unroll
     for (int j = 0; j < NT; j++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             int i = e >> 1, key = k0 + 8 * j + c + (e & 1);
-            float p = diag && key > r0 + g + 8 * i ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -rl[i]));
+            float p = key > r0 + g + 8 * i ? 0.0f : exp2_fast(fmaf(s[j][e], scale_log2, -rl[i]));
             s[j][e] = p * (dp[j][e] - rd[i]);
         }
 }

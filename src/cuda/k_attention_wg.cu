@@ -99,13 +99,11 @@ __global__ void __launch_bounds__(WG_FWD_THREADS) wg_forward(bf16 *o, float *lse
  * tiles, then two stages of their lse and delta. */
 static constexpr size_t WG_DKV_SMEM = 6 * WG_TILE * sizeof(bf16) + 4 * 64 * sizeof(float) + 1024;
 
-/* Queues the copies of step `it` (query head kh·group + it / per_head, query
- * tile qb0 + it % per_head) into `stage`. */
-__device__ __forceinline__ void wg_dkv_load_step(bf16 *sq, bf16 *sdo, float *slse, float *sdelta, int it, int stage,
-                                                 const bf16 *q, size_t q_ld, const bf16 *dout, const float *lse,
-                                                 const float *delta, int b, int kh, int group, int qb0, int per_head,
-                                                 int T, int nh) {
-    int h = kh * group + it / per_head, q0 = (qb0 + it % per_head) * 64;
+/* Queues the copies of the step of query head h and query tile q0.. into
+ * `stage`. */
+__device__ __forceinline__ void wg_dkv_load_step(bf16 *sq, bf16 *sdo, float *slse, float *sdelta, int h, int q0,
+                                                 int stage, const bf16 *q, size_t q_ld, const bf16 *dout,
+                                                 const float *lse, const float *delta, int b, int T, int nh) {
     size_t os = (size_t)nh * 64, row = (size_t)b * T + q0;
     load_swizzled_async<64, WG_BWD_THREADS>(sq + stage * WG_TILE, q + row * q_ld + (size_t)h * 64, q_ld, T - q0);
     load_swizzled_async<64, WG_BWD_THREADS>(sdo + stage * WG_TILE, dout + row * os + (size_t)h * 64, os, T - q0);
@@ -132,20 +130,24 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
     int k0 = kb * 64, kr0 = k0 + warp * 16; /* kr0: the warp's first key */
     size_t ks = ld.k, vs = ld.v, koff = ((size_t)b * T + k0) * ks + (size_t)kh * 64;
     size_t voff = ((size_t)b * T + k0) * vs + (size_t)kh * 64;
-    /* Query tiles before qb0 end before the block's first key. */
-    int qb0 = kb, per_head = (T + 63) / 64 - qb0, steps = group * per_head;
+    /* The steps walk the query tiles from the block's own (those before end
+     * before its first key) to the last, head after head of the group: the
+     * step being computed starts at query q0, the one being loaded is of
+     * head hn from query qn. */
+    int steps = group * ((T + 63) / 64 - kb), q0 = k0, hn = kh * group, qn = q0;
     load_swizzled_async<64, WG_BWD_THREADS>(sk, k + koff, ks, T - k0);
     load_swizzled_async<64, WG_BWD_THREADS>(sv, v + voff, vs, T - k0);
-    wg_dkv_load_step(sq, sdo, slse, sdelta, 0, 0, q, ld.q, dout, lse, delta, b, kh, group, qb0, per_head, T, nh);
+    wg_dkv_load_step(sq, sdo, slse, sdelta, hn, qn, 0, q, ld.q, dout, lse, delta, b, T, nh);
     cp_async_commit();
 
     /* Keys g and g + 8 of the warp. */
     float dka[8][4] = {}, dva[8][4] = {};
     for (int it = 0; it < steps; it++) {
-        int stage = it & 1, q0 = (qb0 + it % per_head) * 64;
+        int stage = it & 1;
+        if ((qn += 64) >= T)
+            hn++, qn = k0;
         if (it + 1 < steps)
-            wg_dkv_load_step(sq, sdo, slse, sdelta, it + 1, stage ^ 1, q, ld.q, dout, lse, delta, b, kh, group, qb0,
-                             per_head, T, nh);
+            wg_dkv_load_step(sq, sdo, slse, sdelta, hn, qn, stage ^ 1, q, ld.q, dout, lse, delta, b, T, nh);
         cp_async_commit();
         cp_async_wait<1>();
         wg_fence_smem();
@@ -165,6 +167,7 @@ __global__ void __launch_bounds__(WG_BWD_THREADS, 3) wg_backward_dkv(bf16 *dk, b
         wg_regs_tile(dva, pa, tdo);
         wg_regs_tile(dka, dsa, tq);
         wg_complete(dva, dka);
+        q0 = qn;
         __syncthreads(); /* the next iteration's copy overwrites this stage */
     }
 #pragma unroll
